@@ -1,0 +1,80 @@
+"""The `o365-migrate` command: one Typer app, one place where errors meet the user."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from migrate import __version__
+from migrate.cli import inventory as inventory_cmd
+from migrate.errors import ExitCode, MigrateError
+
+app = typer.Typer(
+    name="o365-migrate",
+    help="Move mail, calendars and contacts into Microsoft 365, and prove nothing was lost.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+_debug = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"o365-migrate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and protocol details.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    global _debug
+    _debug = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+app.command("inventory")(inventory_cmd.inventory)
+
+
+def main() -> None:
+    """Entry point: run the app; a MigrateError becomes one line and its exit code."""
+    try:
+        app(standalone_mode=False)
+    except MigrateError as exc:
+        if _debug:
+            err.print_exception()
+        err.print(f"[bold red]error:[/] {exc.one_line()}", highlight=False, markup=True, soft_wrap=True)
+        sys.exit(int(exc.exit_code))
+    except KeyboardInterrupt:
+        err.print("interrupted; nothing half-done was left behind")
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except SystemExit:
+        raise
+    except Exception as exc:  # click's usage errors come through here in non-standalone mode
+        if isinstance(exc, typer.TyperException) and hasattr(exc, "show"):
+            exc.show()
+            sys.exit(int(getattr(exc, "exit_code", ExitCode.USAGE)))
+        if _debug:
+            raise
+        err.print(f"[bold red]internal error:[/] {exc.__class__.__name__}: {exc}", highlight=False,
+                  markup=True)
+        err.print("run again with --debug for the traceback, and report it")
+        sys.exit(int(ExitCode.FAILED))

@@ -1,0 +1,39 @@
+"""Fixtures shared by every test: a private Dovecot, the sample corpus, the shared/ folder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers.dovecot import Dovecot, dovecot_binary
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def shared_dir(*parts: str) -> Path:
+    """A folder under ../shared; skips when it is absent, but only outside CI."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        if IN_CI:
+            pytest.fail(f"{path} is missing; CI must have ../shared beside the clone")
+        pytest.skip(f"{path} is not here (tests that need ../shared run in CI)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    if dovecot_binary() is None:
+        if IN_CI:
+            pytest.fail("dovecot is not installed: the test command installs dovecot-imapd and dovecot-pop3d")
+        pytest.skip("dovecot is not installed (apt-get install dovecot-imapd dovecot-pop3d)")
+    server = Dovecot()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
