@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -16,8 +16,7 @@ class Progress:
     note: str | None = None  # "waiting 30 s: server busy"
 
 
-class Reporter(Protocol):
-    def __call__(self, progress: Progress) -> None: ...
+Reporter = Callable[[Progress], None]
 
 
 def silent(progress: Progress) -> None:

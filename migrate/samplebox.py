@@ -230,10 +230,8 @@ def imap_utf7_encode(name: str) -> str:
 def write_maildir(folders: list[SampleFolder], root: Path) -> None:
     """Maildir++ ('.A.B' folders, names in modified UTF-7), as Dovecot and Courier lay it out."""
     for folder in folders:
-        if folder.path == ("INBOX",):
-            base = root
-        else:
-            base = root / ("." + ".".join(imap_utf7_encode(p) for p in folder.path))
+        dotted = "." + ".".join(imap_utf7_encode(p) for p in folder.path)
+        base = root if folder.path == ("INBOX",) else root / dotted
         for sub in ("cur", "new", "tmp"):
             (base / sub).mkdir(parents=True, exist_ok=True)
         for i, msg in enumerate(folder.messages):

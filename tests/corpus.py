@@ -52,5 +52,6 @@ def tree_state(root: Path) -> dict[str, tuple[int, int, bytes]]:
     for path in sorted(root.rglob("*")):
         if path.is_file():
             st = path.stat()
-            state[str(path.relative_to(root))] = (st.st_size, st.st_mtime_ns, hashlib.sha256(path.read_bytes()).digest())
+            digest = hashlib.sha256(path.read_bytes()).digest()
+            state[str(path.relative_to(root))] = (st.st_size, st.st_mtime_ns, digest)
     return state

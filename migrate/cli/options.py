@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from migrate.sources.base import SourceOptions
 from migrate.secrets import secret_provider
+from migrate.sources.base import SourceOptions
 
 PasswordEnv = Annotated[
     str | None, typer.Option("--password-env", metavar="VAR", help="Read the password (or token) from $VAR.")

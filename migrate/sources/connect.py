@@ -85,7 +85,7 @@ def network_errors(where: Endpoint) -> Iterator[None]:
             f"{where.host}:{where.port} refused the connection",
             hint="check the port, and that the server is up",
         ) from None
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise UnreachableError(
             f"{where.host}:{where.port} did not answer in time", hint="check the host, port and firewall"
         ) from None

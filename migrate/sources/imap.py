@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -18,7 +19,9 @@ from migrate.sources.headers import header_facts
 from migrate.sources.roles import role_for
 
 HEADER_ITEM = b"BODY[HEADER.FIELDS (MESSAGE-ID DATE SUBJECT)]"
-LISTING_ITEMS = [b"UID", b"RFC822.SIZE", b"FLAGS", b"INTERNALDATE", b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE SUBJECT)]"]
+LISTING_ITEMS = [
+    b"UID", b"RFC822.SIZE", b"FLAGS", b"INTERNALDATE", b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE SUBJECT)]"
+]
 
 
 def connect(where: Endpoint, options: SourceOptions) -> imapclient.IMAPClient:
@@ -154,7 +157,7 @@ class ImapSource(Source):
         return MessageRef(
             key=f"{uidvalidity}:{item[b'UID']}",
             size=int(item.get(b"RFC822.SIZE", 0)),
-            flags=frozenset(_text(f) for f in item.get(b"FLAGS", ()) if not _text(f).lower() == "\\recent"),
+            flags=frozenset(_text(f) for f in item.get(b"FLAGS", ()) if _text(f).lower() != "\\recent"),
             internal_date=_utc(item.get(b"INTERNALDATE")),
             message_id=facts.message_id,
             date=facts.date,
@@ -167,13 +170,13 @@ class ImapSource(Source):
         for batch in chunked(refs, self.options.fetch_bytes):
             by_uid: dict[int, MessageRef] = {}
             for ref in batch:
-                validity, _, uid = ref.key.partition(":")
+                validity, _, uid_text = ref.key.partition(":")
                 if int(validity) != uidvalidity:
                     raise ProtocolError(
                         f"folder {folder.name!r} was rebuilt on the server (UIDVALIDITY changed)",
                         hint="plan the migration again; already moved messages are recognised",
                     )
-                by_uid[int(uid)] = ref
+                by_uid[int(uid_text)] = ref
             with network_errors(self.where):
                 data = self.client.fetch(list(by_uid), [b"BODY.PEEK[]"])
             for uid, ref in by_uid.items():
@@ -183,10 +186,9 @@ class ImapSource(Source):
 
     def close(self) -> None:
         if self._client is not None:
-            try:
+            # Closing a dead connection must not hide the error that killed it.
+            with contextlib.suppress(Exception):
                 self._client.logout()
-            except Exception:  # noqa: BLE001 - closing a dead connection must not hide the real error
-                pass
             self._client = None
             self._selected = None
 

@@ -8,6 +8,7 @@ The client below has no command that changes the mailbox, so it is read-only by 
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import socket
 from collections.abc import Iterator, Sequence
@@ -68,7 +69,7 @@ class Pop3Client:
         return line
 
     def _multiline(self) -> list[bytes]:
-        lines = []
+        lines: list[bytes] = []
         while True:
             line = self._file.readline()
             if not line:
@@ -198,10 +199,8 @@ class Pop3Source(Source):
 
     def close(self) -> None:
         if self._client is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._client.quit()
-            except OSError:
-                pass
             self._client = None
 
 

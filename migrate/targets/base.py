@@ -1,0 +1,170 @@
+"""The contract every target keeps (EWS, IMAP, Graph), and the registry by URL scheme.
+
+A target creates folders, uploads batches of messages and answers what it already holds.
+It never decides what to retry: it classifies each item's outcome and the engine decides.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import ClassVar
+from urllib.parse import SplitResult, urlsplit
+
+from migrate.errors import UsageError
+from migrate.model import Folder
+
+
+@dataclass(frozen=True)
+class TargetCapabilities:
+    keeps_raw_bytes: bool  # reading a message back gives the bytes we sent (Dovecot: yes; Exchange: no)
+    keeps_internal_date: bool  # the received date we give is the one it shows
+    calendars: bool = False
+    contacts: bool = False
+    max_message_bytes: int | None = None  # larger messages fail as TOO_LARGE without being sent
+    max_batch_bytes: int = 8 * 1024 * 1024  # one upload call's payload
+    max_batch_items: int = 100
+    concurrency: int = 4  # parallel uploads the service allows per mailbox
+
+
+@dataclass
+class TargetOptions:
+    """How to reach and sign in to a target. Secrets come through callables, asked when needed."""
+
+    secret: Callable[[], str] | None = None  # password for a plain IMAP server
+    token: Callable[[], str] | None = None  # OAuth access token (MSAL), asked again on refresh
+    insecure: bool = False
+    ca_file: Path | None = None
+    timeout: float = 120.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TargetFolder:
+    path: tuple[str, ...]  # as Exchange names it: ("Inbox", "Kunder")
+    id: str  # the target's own handle: an EWS FolderId, an IMAP mailbox name
+
+
+class Outcome(enum.StrEnum):
+    CREATED = "created"
+    SKIPPED = "skipped"  # already on the target
+    FAILED = "failed"
+
+
+class Failure(enum.StrEnum):
+    RETRY = "retry"  # passing: try again after `retry_after` seconds
+    TOO_LARGE = "too-large"
+    REJECTED = "rejected"  # the target will not take this item as it is
+    FATAL = "fatal"  # the whole run cannot go on (auth, quota, mailbox gone)
+
+
+@dataclass(frozen=True)
+class UploadItem:
+    key: str  # the source key, echoed in the result
+    raw: bytes  # the original MIME bytes
+    flags: frozenset[str]
+    received: datetime | None  # INTERNALDATE, or the best stand-in the source has
+    sent: datetime | None = None
+    message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    key: str
+    outcome: Outcome
+    target_id: str | None = None
+    failure: Failure | None = None
+    retry_after: float | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ExistingMessage:
+    """What a target can tell of a message it holds, for dedupe and verification."""
+
+    target_id: str
+    message_id: str | None
+    size: int
+    flags: frozenset[str] = frozenset()
+    received: datetime | None = None
+    sha256: str | None = None  # only where the target keeps raw bytes
+
+
+class Target(ABC):
+    capabilities: ClassVar[TargetCapabilities]
+    url: str
+
+    @abstractmethod
+    def ensure_folder(self, path: tuple[str, ...], source: Folder | None = None) -> TargetFolder:
+        """The folder at `path`, created with its parents when missing; well-known names map to
+        the target's own well-known folders (Inbox, Sent Items, Drafts, Deleted Items, ...)."""
+
+    @abstractmethod
+    def upload(self, folder: TargetFolder, items: Sequence[UploadItem]) -> list[UploadResult]:
+        """Create the messages; one result per item, in order. A failed item never sinks the batch."""
+
+    @abstractmethod
+    def existing(self, folder: TargetFolder) -> Iterator[ExistingMessage]:
+        """Every message in the folder, as much as the target can tell cheaply."""
+
+    def find(self, folder: TargetFolder, message_ids: Iterable[str]) -> dict[str, list[ExistingMessage]]:
+        """The messages in the folder with these Message-IDs (checked before any retry)."""
+        wanted = set(message_ids)
+        found: dict[str, list[ExistingMessage]] = {}
+        for message in self.existing(folder):
+            if message.message_id in wanted:
+                found.setdefault(message.message_id, []).append(message)
+        return found
+
+    def read_back(self, folder: TargetFolder, target_id: str) -> bytes:
+        """The message's MIME as the target gives it now (Exchange rebuilds it)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot give messages back")
+
+    def close(self) -> None:
+        """Release connections; safe to call twice."""
+
+    def __enter__(self) -> Target:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+TargetFactory = Callable[[SplitResult, str, TargetOptions], Target]
+_REGISTRY: dict[str, TargetFactory] = {}
+_BACKEND_MODULES = ("migrate.targets.imap", "migrate.targets.ews")
+
+
+def register(*schemes: str) -> Callable[[TargetFactory], TargetFactory]:
+    def add(factory: TargetFactory) -> TargetFactory:
+        for scheme in schemes:
+            _REGISTRY[scheme] = factory
+        return factory
+
+    return add
+
+
+def _load_backends() -> None:
+    for name in _BACKEND_MODULES:
+        importlib.import_module(name)
+
+
+def open_target(url: str, options: TargetOptions | None = None) -> Target:
+    _load_backends()
+    scheme = url.partition(":")[0].lower()
+    if scheme not in _REGISTRY:
+        raise UsageError(f"unknown target kind {scheme!r} in {url!r}",
+                         hint="use one of: " + ", ".join(sorted(_REGISTRY)))
+    parts = urlsplit(url)
+    if parts.password is not None:
+        raise UsageError("a password inside the target URL is refused: it would be kept in shell history",
+                         hint="use --target-password-env VAR or --target-password-file PATH")
+    return _REGISTRY[scheme](parts, url, options or TargetOptions())
