@@ -20,7 +20,7 @@ LARGEST_KEPT = 10
 
 
 @dataclass(frozen=True)
-class Warning:
+class InventoryWarning:
     code: str
     folder: str | None
     message: str | None  # the source key of the message it is about
@@ -64,7 +64,7 @@ class FolderInventory:
 class Inventory:
     source: str
     folders: list[FolderInventory] = field(default_factory=list)
-    warnings: list[Warning] = field(default_factory=list)
+    warnings: list[InventoryWarning] = field(default_factory=list)
     largest: list[LargeItem] = field(default_factory=list)
 
     @property
@@ -107,32 +107,32 @@ class Inventory:
         }
 
 
-def _folder_warnings(folders: list[Folder]) -> list[Warning]:
+def _folder_warnings(folders: list[Folder]) -> list[InventoryWarning]:
     warnings = []
     seen: dict[tuple[str, ...], Folder] = {}
     for folder in folders:
         if not folder.selectable:
             continue
         if any("/" in part for part in folder.path):
-            warnings.append(Warning("folder-slash", folder.name, None,
+            warnings.append(InventoryWarning("folder-slash", folder.name, None,
                                     "a '/' in a folder name: Microsoft's IMAP migration skips such "
                                     "folders; we rename the level with '_'"))
         for part in folder.path:
             problem = name_problem(part)
             if problem:
-                warnings.append(Warning("folder-name-rejected", folder.name, None,
+                warnings.append(InventoryWarning("folder-name-rejected", folder.name, None,
                                         f"Exchange refuses the name {part!r}: {problem}"))
         target = target_path(folder)
         key = collision_key(target)
         if key in seen:
             other = seen[key]
-            warnings.append(Warning("folder-collision", folder.name, None,
+            warnings.append(InventoryWarning("folder-collision", folder.name, None,
                                     f"lands in the same Exchange folder {'/'.join(target)!r} as "
                                     f"{other.name!r}; their messages would be merged"))
         else:
             seen[key] = folder
         if folder.role is FolderRole.ALL:
-            warnings.append(Warning("all-mail-folder", folder.name, None,
+            warnings.append(InventoryWarning("all-mail-folder", folder.name, None,
                                     "holds every message of the other folders again (Gmail's All "
                                     "Mail); copying it would duplicate the mailbox"))
     return warnings
@@ -176,34 +176,34 @@ def take_inventory(source: Source, report: Reporter = silent) -> Inventory:
         places = [first[message_id], *later]
         if places:
             folders_of = Counter(name for name, _ in places)
-            inventory.warnings.append(Warning(
+            inventory.warnings.append(InventoryWarning(
                 "duplicate-message-id", places[0][0], places[0][1],
                 f"{message_id} is on {len(places)} messages ("
                 + ", ".join(f"{n} in {name}" for name, n in folders_of.items())
                 + "); duplicates within a folder are told apart by size and content",
             ))
     for problem in source.problems:
-        inventory.warnings.append(Warning(problem.code, None, None, f"{problem.where}: {problem.detail}"))
+        inventory.warnings.append(InventoryWarning(problem.code, None, None, f"{problem.where}: {problem.detail}"))
     inventory.largest = [item for _, _, item in sorted(largest, key=lambda t: (-t[0], t[1]))]
     return inventory
 
 
-def _message_warnings(folder: Folder, ref: MessageRef) -> list[Warning]:
+def _message_warnings(folder: Folder, ref: MessageRef) -> list[InventoryWarning]:
     warnings = []
     if ref.size > EXCHANGE_ABSOLUTE_LIMIT:
-        warnings.append(Warning("too-large", folder.name, ref.key,
+        warnings.append(InventoryWarning("too-large", folder.name, ref.key,
                                 f"{ref.size / MB:.1f} MB: over Exchange Online's absolute limit of "
                                 "150 MB; it cannot be moved"))
     elif ref.size > EXCHANGE_DEFAULT_LIMIT:
-        warnings.append(Warning("over-default-limit", folder.name, ref.key,
+        warnings.append(InventoryWarning("over-default-limit", folder.name, ref.key,
                                 f"{ref.size / MB:.1f} MB: over the default 35 MB; raise it with "
                                 "Set-Mailbox -MaxReceiveSize 150MB before the move"))
     if not ref.message_id:
-        warnings.append(Warning("no-message-id", folder.name, ref.key,
+        warnings.append(InventoryWarning("no-message-id", folder.name, ref.key,
                                 "no Message-ID: recognised on the target by content instead"))
     for problem in ref.header_problems:
         code = "undecodable-header" if problem == "undecodable-header" else problem
-        warnings.append(Warning(code, folder.name, ref.key, _PROBLEM_TEXT.get(problem, problem)))
+        warnings.append(InventoryWarning(code, folder.name, ref.key, _PROBLEM_TEXT.get(problem, problem)))
     return warnings
 
 

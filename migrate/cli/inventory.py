@@ -14,7 +14,7 @@ from rich.table import Table
 
 from migrate.cli.options import Auth, CaFile, Insecure, PasswordEnv, PasswordFile, source_options
 from migrate.cli.progress import live_progress
-from migrate.inventory import Inventory, Warning, take_inventory
+from migrate.inventory import Inventory, InventoryWarning, take_inventory
 from migrate.sources import open_source
 
 
@@ -73,7 +73,7 @@ def render(result: Inventory, console: Console) -> None:
         console.print("[green]No warnings.[/]")
         return
     console.print(f"[bold yellow]{len(result.warnings)} warning(s)[/]")
-    by_code: dict[str, list[Warning]] = {}
+    by_code: dict[str, list[InventoryWarning]] = {}
     for w in result.warnings:
         by_code.setdefault(w.code, []).append(w)
     for code, found in by_code.items():

@@ -193,8 +193,10 @@ class Pop3Source(Source):
             missing = [ref.key for ref in refs if ref.key not in self._numbers]
             if missing:
                 raise ProtocolError(f"message {missing[0]} is no longer on {self.where.host}")
-            # RETR one at a time per pipeline window keeps memory to a few messages.
-            bodies = self.client.retrieve([f"RETR {self._numbers[ref.key]}".encode() for ref in refs])
+            # RETR marks a message as read on many servers (Dovecot, Courier), which would change
+            # the source; TOP with more lines than any message has reads it whole without that.
+            command = "TOP {} 999999999" if "TOP" in self.client.capabilities else "RETR {}"
+            bodies = self.client.retrieve([command.format(self._numbers[ref.key]).encode() for ref in refs])
             yield from zip(refs, bodies, strict=True)
 
     def close(self) -> None:

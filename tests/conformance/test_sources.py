@@ -50,7 +50,19 @@ def _server(dovecot: Dovecot, scheme: str, insecure: bool = False) -> SourceOpti
     return SourceOptions(secret=lambda: PASSWORD, ca_file=dovecot.ca_path, insecure=insecure)
 
 
-BACKENDS = ["imaps", "imap-starttls", "pop3s", "pop3-stls", "maildir-dovecot", "mbox", "maildir", "eml", "emlx",
+@pytest.fixture(scope="module")
+def dot_server(sample: list[SampleFolder]) -> Iterator[Dovecot]:
+    """A second Dovecot whose hierarchy delimiter is '.', as Courier and many ISPs use."""
+    server = Dovecot(separator=".")
+    server.start()
+    corpus.load_into_dovecot(server, USER, PASSWORD, sample)
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+BACKENDS = ["imaps", "imap-starttls", "imaps-dot-delimiter", "pop3s", "pop3-stls", "maildir-dovecot", "mbox", "maildir", "eml", "emlx",
             "sample"]
 
 
@@ -67,12 +79,19 @@ def case(request: pytest.FixtureRequest, loaded: Dovecot, sample: list[SampleFol
     }
     if name == "imaps":
         yield Case(name, f"imaps://{user}@127.0.0.1:{d.ports['imaps']}", _server(d, "imaps"), sample)
-    elif name == "imap-starttls":
-        yield Case(name, f"imap://{user}@127.0.0.1:{d.ports['imap']}", _server(d, "imap"), sample)
+    elif name == "imap-starttls":  # and AUTHENTICATE PLAIN instead of LOGIN
+        options = _server(d, "imap")
+        options.auth = "plain"
+        yield Case(name, f"imap://{user}@127.0.0.1:{d.ports['imap']}", options, sample)
+    elif name == "imaps-dot-delimiter":
+        dot = request.getfixturevalue("dot_server")
+        yield Case(name, f"imaps://{user}@127.0.0.1:{dot.ports['imaps']}", _server(dot, "imaps"), sample)
     elif name == "pop3s":
         yield Case(name, f"pop3s://{user}@127.0.0.1:{d.ports['pop3s']}", _server(d, "pop3s"), inbox_only)
     elif name == "pop3-stls":
-        yield Case(name, f"pop3://{user}@127.0.0.1:{d.ports['pop3']}", _server(d, "pop3"), inbox_only)
+        options = _server(d, "pop3")
+        options.auth = "plain"
+        yield Case(name, f"pop3://{user}@127.0.0.1:{d.ports['pop3']}", options, inbox_only)
     elif name == "maildir-dovecot":
         yield Case(name, f"maildir:{d.maildir(USER)}", SourceOptions(), sample, d.maildir(USER))
     elif name == "sample":

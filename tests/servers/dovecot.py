@@ -39,13 +39,8 @@ def dovecot_binary() -> str | None:
     )
 
 
-def _imap_utf7(name: str) -> str:
-    # Dovecot's config names mailboxes in UTF-8, which is what we give it.
-    return name
-
-
 class Dovecot:
-    def __init__(self, root: Path | None = None, mail_root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, mail_root: Path | None = None, separator: str = "/") -> None:
         binary = dovecot_binary()
         if binary is None:
             raise RuntimeError("dovecot is not installed: apt-get install dovecot-imapd dovecot-pop3d")
@@ -56,6 +51,7 @@ class Dovecot:
         os.chmod(self.root, 0o755)
         self.mail_root = mail_root or self.root / "home"
         self.mail_root.mkdir(parents=True, exist_ok=True)
+        self.separator = separator
         self.ports = {name: free_port() for name in ("imap", "imaps", "pop3", "pop3s")}
         self.host = "127.0.0.1"
         self.users: dict[str, str] = {}
@@ -118,7 +114,7 @@ userdb {{
 }}
 namespace inbox {{
   inbox = yes
-  separator = /
+  separator = {self.separator}
 {mailboxes}
 }}
 service imap-login {{
