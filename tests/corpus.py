@@ -30,7 +30,7 @@ def load_into_dovecot(dovecot: Dovecot, user: str, password: str, folders: list[
     client = imap_client(dovecot, user, password)
     try:
         for folder in folders:
-            name = "/".join(folder.path)
+            name = dovecot.separator.join(folder.path)
             if folder.path != ("INBOX",):
                 client.create_folder(name)
             for msg in folder.messages:

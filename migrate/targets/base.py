@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar
 from urllib.parse import SplitResult, urlsplit
 
 from migrate.errors import UsageError
@@ -49,6 +48,7 @@ class TargetOptions:
 class TargetFolder:
     path: tuple[str, ...]  # as Exchange names it: ("Inbox", "Kunder")
     id: str  # the target's own handle: an EWS FolderId, an IMAP mailbox name
+    note: str | None = None  # what the target had to change (a level renamed), for the user
 
 
 class Outcome(enum.StrEnum):
@@ -97,7 +97,7 @@ class ExistingMessage:
 
 
 class Target(ABC):
-    capabilities: ClassVar[TargetCapabilities]
+    capabilities: TargetCapabilities  # per instance where it depends on the server or options
     url: str
 
     @abstractmethod
@@ -154,7 +154,11 @@ def register(*schemes: str) -> Callable[[TargetFactory], TargetFactory]:
 
 def _load_backends() -> None:
     for name in _BACKEND_MODULES:
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # a backend that is there but lacks a dependency must say so
+                raise
 
 
 def open_target(url: str, options: TargetOptions | None = None) -> Target:

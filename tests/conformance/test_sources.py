@@ -62,8 +62,8 @@ def dot_server(sample: list[SampleFolder]) -> Iterator[Dovecot]:
         server.cleanup()
 
 
-BACKENDS = ["imaps", "imap-starttls", "imaps-dot-delimiter", "pop3s", "pop3-stls", "maildir-dovecot", "mbox", "maildir", "eml", "emlx",
-            "sample"]
+BACKENDS = ["imaps", "imap-starttls", "imaps-dot-delimiter", "pop3s", "pop3-stls", "maildir-dovecot",
+            "mbox", "maildir", "eml", "emlx", "sample"]
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
