@@ -10,8 +10,6 @@ import typer
 from rich.console import Console
 
 from migrate import __version__
-from migrate.cli import auth as auth_cmd
-from migrate.cli import copy as copy_cmd
 from migrate.cli import inventory as inventory_cmd
 from migrate.errors import ExitCode, MigrateError
 
@@ -49,8 +47,6 @@ def _root(
 
 
 app.command("inventory")(inventory_cmd.inventory)
-app.command("copy")(copy_cmd.copy)
-app.add_typer(auth_cmd.app, name="auth")
 
 
 def main() -> None:
