@@ -50,7 +50,8 @@ def tree_state(root: Path) -> dict[str, tuple[int, int, bytes]]:
 
     state = {}
     for path in sorted(root.rglob("*")):
-        if path.is_file():
+        # Dovecot rewrites its own index files whenever anyone logs in; the mail is what counts.
+        if path.is_file() and not path.name.startswith("dovecot"):
             st = path.stat()
             digest = hashlib.sha256(path.read_bytes()).digest()
             state[str(path.relative_to(root))] = (st.st_size, st.st_mtime_ns, digest)

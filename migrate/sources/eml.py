@@ -127,14 +127,14 @@ class EmlSource(Source):
         entries = self._entries(directory)
         own = any(e.is_file() and _is_eml(e.name) for e in entries)
         at = len(found)
-        below = False
+        deeper = False
         for entry in entries:
             if entry.is_dir() and not _skipped_dir(entry.name):
-                below = self._walk(Path(entry.path), (*path, entry.name), found, add_self=True) or below
-        if add_self and (own or below):
+                deeper = self._walk(Path(entry.path), (*path, entry.name), found, add_self=True) or deeper
+        if add_self and (own or deeper):
             locator = directory.relative_to(self.root).as_posix()
             found.insert(at, Folder(path, role=role_for(path), selectable=own, locator=locator))
-        return own or below
+        return own or deeper
 
     def _dirs(self, folder: Folder) -> list[Path]:
         if folder.path == ("INBOX",):

@@ -83,6 +83,11 @@ class EmlxSource(Source):
             raise UserError(f"{root} is not a folder",
                             hint="emlx: wants an Apple Mail folder, for example ~/Library/Mail/V10/<account>")
 
+    def _note(self, code: str, where: str, detail: str) -> None:
+        """Keep a problem once, however often the folders are listed."""
+        if (problem := SourceProblem(code, where, detail)) not in self.problems:
+            self.problems.append(problem)
+
     def _subdirs(self, directory: Path) -> list[Path]:
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
@@ -146,8 +151,7 @@ class EmlxSource(Source):
                 frame = _frame(fh)
                 file_size = os.fstat(fh.fileno()).st_size
                 if frame is None or sum(frame) > file_size:
-                    self.problems.append(SourceProblem(
-                        "corrupt-emlx", str(path), "not an .emlx file, or cut short: it is not listed"))
+                    self._note("corrupt-emlx", str(path), "not an .emlx file, or cut short: it is not listed")
                     return None
                 start, length = frame
                 header = read_header(fh, length)
@@ -158,9 +162,8 @@ class EmlxSource(Source):
         except OSError as err:
             raise UserError(f"cannot read {path}: {err.strerror}", hint="check that you may read it") from err
         if path.name.endswith(".partial.emlx"):
-            self.problems.append(SourceProblem(
-                "partial-emlx", str(path), "Apple Mail keeps this message's attachments outside it (in the "
-                "mailbox's Attachments folder): it moves without them"))
+            self._note("partial-emlx", str(path), "Apple Mail keeps this message's attachments outside it (in the "
+                       "mailbox's Attachments folder): it moves without them")
         facts = header_facts(header)
         return MessageRef(
             key=path.relative_to(self.root).as_posix(),

@@ -82,14 +82,19 @@ class MaildirSource(Source):
         self.root = root
         if not root.is_dir():
             raise UserError(f"{root} is not a folder", hint="maildir: wants the folder that holds cur/ and new/")
-        # Where each message was last seen, so that read() needs no directory scan.
-        self._paths: dict[tuple[str, str], Path] = {}
+        # Where the messages of the last folder listed or read were seen, so that read() needs
+        # no directory scan; one folder at a time keeps memory flat for half a million messages.
+        self._index: tuple[str, dict[str, Path]] = ("", {})
 
     def folders(self) -> list[Folder]:
         found: dict[tuple[str, ...], str | None] = {}  # path -> directory relative to the root
         if _is_maildir(self.root):
             found[("INBOX",)] = ""
-        for entry in sorted(os.scandir(self.root), key=lambda e: e.name):
+        try:
+            entries = sorted(os.scandir(self.root), key=lambda e: e.name)
+        except OSError as err:
+            raise UserError(f"cannot read the folder {self.root}: {err.strerror}") from err
+        for entry in entries:
             if not entry.is_dir() or entry.name in _NOT_FOLDERS or entry.name == "..":
                 continue
             if entry.name.startswith("."):
@@ -150,6 +155,7 @@ class MaildirSource(Source):
             # A client renamed files while we listed (readdir may then skip one); Dovecot also
             # keeps expunged names in its uidlist for a while, so a second look settles it.
             files.update({k: v for k, v in self._scan(directory).items() if k not in files})
+        self._index = (folder.locator, {key: path for key, (path, _) in files.items()})
         last = 1 << 62
         order = sorted(files.items(), key=lambda kv: (uids.get(kv[0], last), kv[1][1].st_mtime, kv[0]))
         for key, (path, st) in order:
@@ -161,7 +167,6 @@ class MaildirSource(Source):
                     facts = header_facts(file_header(path, st.st_size))
                 except FileNotFoundError:
                     continue
-            self._paths[(folder.locator, key)] = path
             yield MessageRef(
                 key=key,
                 size=st.st_size,
@@ -175,14 +180,15 @@ class MaildirSource(Source):
 
     def read(self, folder: Folder, refs: Sequence[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
         directory = self._folder_dir(folder)
-        rescanned: dict[str, tuple[Path, os.stat_result]] | None = None
+        rescanned = False
         for ref in refs:
-            path = self._paths.get((folder.locator, ref.key))
+            locator, paths = self._index
+            path = paths.get(ref.key) if locator == folder.locator else None
             data = _read(path) if path else None
-            if data is None:  # flags changed (a rename) or a new listing: look it up again
-                if rescanned is None:
-                    rescanned = self._scan(directory)
-                path = rescanned[ref.key][0] if ref.key in rescanned else None
+            if data is None and not rescanned:  # another folder was listed since, or the file was renamed
+                self._index = (folder.locator, {key: path for key, (path, _) in self._scan(directory).items()})
+                rescanned = True
+                path = self._index[1].get(ref.key)
                 data = _read(path) if path else None
             if data is None:
                 # Expunged since it was listed, as an IMAP FETCH would skip it: the run goes on.

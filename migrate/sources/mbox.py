@@ -323,6 +323,11 @@ class MboxSource(Source):
         self.root = root
         self.base = root.parent if root.is_file() else root  # locators and keys are relative to it
 
+    def _note(self, code: str, where: str, detail: str) -> None:
+        """Keep a problem once, however often the folders are listed."""
+        if (problem := SourceProblem(code, where, detail)) not in self.problems:
+            self.problems.append(problem)
+
     # --- folders ---------------------------------------------------------------------------
 
     def folders(self) -> list[Folder]:
@@ -373,8 +378,7 @@ class MboxSource(Source):
                 if is_mbox or name.lower().endswith(_MBOX_SUFFIXES) or (directory / f"{name}.msf").exists():
                     node.child(_strip_suffix(name)).file = path
                 else:
-                    self.problems.append(SourceProblem(
-                        "not-mbox", str(path), "skipped: its first line is not an mbox \"From \" line"))
+                    self._note("not-mbox", str(path), "skipped: its first line is not an mbox \"From \" line")
 
     def _flatten(self, node: _Node, parent: tuple[str, ...], found: list[Folder]) -> bool:
         """Append the folders under `node`, parents first; True if any was found."""
@@ -417,11 +421,11 @@ class MboxSource(Source):
             if junk:
                 detail = (f"{pos} bytes before the first \"From \" line are not mail and are skipped"
                           if pos < file_size else "no \"From \" line: this is not an mbox file")
-                self.problems.append(SourceProblem("corrupt-mbox", f"{path} at byte 0", detail))
+                self._note("corrupt-mbox", f"{path} at byte 0", detail)
             while pos < file_size:
                 msg = _parse(fh, pos, file_size, collect=False)
                 if msg.problem:
-                    self.problems.append(SourceProblem(msg.problem[0], f"{path} at byte {pos}", msg.problem[1]))
+                    self._note(msg.problem[0], f"{path} at byte {pos}", msg.problem[1])
                 else:
                     flags, expunged = _flags(msg.client)
                     if not expunged:  # Thunderbird shows these as gone until it compacts the file
