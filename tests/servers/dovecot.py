@@ -40,7 +40,13 @@ def dovecot_binary() -> str | None:
 
 
 class Dovecot:
-    def __init__(self, root: Path | None = None, mail_root: Path | None = None, separator: str = "/") -> None:
+    def __init__(
+        self,
+        root: Path | None = None,
+        mail_root: Path | None = None,
+        separator: str = "/",
+        oauth2_introspection_url: str | None = None,
+    ) -> None:
         binary = dovecot_binary()
         if binary is None:
             raise RuntimeError("dovecot is not installed: apt-get install dovecot-imapd dovecot-pop3d")
@@ -52,6 +58,8 @@ class Dovecot:
         self.mail_root = mail_root or self.root / "home"
         self.mail_root.mkdir(parents=True, exist_ok=True)
         self.separator = separator
+        # XOAUTH2/OAUTHBEARER logins: Dovecot asks this URL, with the bearer token, who the user is.
+        self.oauth2_url = oauth2_introspection_url
         self.ports = {name: free_port() for name in ("imap", "imaps", "pop3", "pop3s")}
         self.host = "127.0.0.1"
         self.users: dict[str, str] = {}
@@ -93,7 +101,7 @@ ssl_cert = <{self.root}/cert.pem
 ssl_key = <{self.root}/key.pem
 ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{" xoauth2 oauthbearer" if self.oauth2_url else ""}
 default_internal_user = {internal}
 default_internal_group = {"dovecot" if internal == "dovecot" else internal}
 default_login_user = {login}
@@ -108,6 +116,7 @@ passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {self.root}/users
 }}
+{self._oauth2_passdb()}
 userdb {{
   driver = static
   args = uid={uid} gid={gid} home={self.mail_root}/%u
@@ -154,6 +163,16 @@ service stats {{
         self.config = self.root / "dovecot.conf"
         self.config.write_text(conf)
         (self.root / "users").touch()
+
+    def _oauth2_passdb(self) -> str:
+        if not self.oauth2_url:
+            return ""
+        conf = self.root / "oauth2.conf"
+        conf.write_text(
+            f"introspection_mode = auth\nintrospection_url = {self.oauth2_url}\n"
+            "username_attribute = email\n"
+        )
+        return f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {conf}\n}}"
 
     def add_user(self, name: str, password: str) -> None:
         self.users[name] = password
