@@ -23,7 +23,7 @@ USER, PASSWORD, TOKEN = "oauth-user", "unused-Password1", "ya29.test-token-0001"
 
 
 class _Introspection(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         ok = self.headers.get("Authorization", "") == f"Bearer {TOKEN}"
         body = json.dumps({"email": USER} if ok else {"error": "invalid_token"}).encode()
         self.send_response(200 if ok else 401)
@@ -32,7 +32,7 @@ class _Introspection(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
