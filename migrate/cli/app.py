@@ -11,6 +11,7 @@ from rich.console import Console
 
 from migrate import __version__
 from migrate.cli import inventory as inventory_cmd
+from migrate.cli import sandbox as sandbox_cmd
 from migrate.errors import ExitCode, MigrateError
 
 app = typer.Typer(
@@ -47,6 +48,7 @@ def _root(
 
 
 app.command("inventory")(inventory_cmd.inventory)
+app.command("sandbox")(sandbox_cmd.sandbox)
 
 
 def main() -> None:
