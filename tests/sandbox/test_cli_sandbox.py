@@ -32,7 +32,7 @@ def test_sandbox_command_serves_and_stops_cleanly(tmp_path: Path) -> None:
         assert doc["token_endpoint"].startswith("https://127.0.0.1:")
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
-    assert proc.returncode == 130 or proc.returncode == 0, err
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert (tmp_path / "ca.pem").exists()
