@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from migrate import __version__
+from migrate.cli import auth as auth_cmd
 from migrate.cli import inventory as inventory_cmd
 from migrate.cli import sandbox as sandbox_cmd
 from migrate.errors import ExitCode, MigrateError
@@ -49,6 +50,7 @@ def _root(
 
 app.command("inventory")(inventory_cmd.inventory)
 app.command("sandbox")(sandbox_cmd.sandbox)
+app.add_typer(auth_cmd.app, name="auth")
 
 
 def main() -> None:
