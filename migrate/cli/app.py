@@ -11,7 +11,9 @@ from rich.console import Console
 
 from migrate import __version__
 from migrate.cli import auth as auth_cmd
+from migrate.cli import copy as copy_cmd
 from migrate.cli import inventory as inventory_cmd
+from migrate.cli import migration as migration_cmd
 from migrate.cli import sandbox as sandbox_cmd
 from migrate.errors import ExitCode, MigrateError
 
@@ -49,14 +51,21 @@ def _root(
 
 
 app.command("inventory")(inventory_cmd.inventory)
+app.command("plan")(migration_cmd.plan)
+app.command("run")(migration_cmd.run)
+app.command("verify")(migration_cmd.verify)
 app.command("sandbox")(sandbox_cmd.sandbox)
+app.command("copy")(copy_cmd.copy)
 app.add_typer(auth_cmd.app, name="auth")
 
 
 def main() -> None:
     """Entry point: run the app; a MigrateError becomes one line and its exit code."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns typer.Exit's code instead of raising it.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except MigrateError as exc:
         if _debug:
             err.print_exception()

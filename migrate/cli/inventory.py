@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from migrate.cli.options import Auth, CaFile, Insecure, PasswordEnv, PasswordFile, source_options
@@ -53,7 +54,7 @@ def _size(n: int) -> str:
 
 
 def render(result: Inventory, console: Console) -> None:
-    table = Table(title=f"Inventory of {result.source}", title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(title=f"Inventory of {escape(result.source)}", title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("Folder", overflow="fold", ratio=1)
     table.add_column("Role", no_wrap=True)
     for column in ("Messages", "Size"):
@@ -64,7 +65,7 @@ def render(result: Inventory, console: Console) -> None:
         table.add_column("Largest", justify="right", no_wrap=True)
     for f in result.folders:
         period = f"{f.oldest:%Y-%m} – {f.newest:%Y-%m}" if f.oldest and f.newest else ""
-        row = [f.folder.name, f.folder.role.value, f"{f.messages:,}", _size(f.bytes), period]
+        row = [escape(f.folder.name), f.folder.role.value, f"{f.messages:,}", _size(f.bytes), period]
         table.add_row(*row, *([_size(f.largest.size) if f.largest else ""] if wide else []))
     table.add_section()
     table.add_row("Total", "", f"{result.messages:,}", _size(result.bytes), "", *([""] if wide else []))
@@ -82,10 +83,12 @@ def render(result: Inventory, console: Console) -> None:
             where = ", ".join(f"{name} {n}" for name, n in places.most_common(4))
             more = "" if len(places) <= 4 else f" and {len(places) - 4} more folders"
             detail = found[0].detail if len(found) == 1 else _general(found[0].detail)
-            console.print(f"  [yellow]{code}[/] x{len(found)} ({where}{more}): {detail}", highlight=False)
+            console.print(f"  [yellow]{code}[/] x{len(found)} ({escape(where)}{more}): {escape(detail)}",
+                          highlight=False)
         else:
             for w in found[:5]:
-                console.print(f"  [yellow]{code}[/] {w.folder + ': ' if w.folder else ''}{w.detail}", highlight=False)
+                where = escape(w.folder + ": ") if w.folder else ""
+                console.print(f"  [yellow]{code}[/] {where}{escape(w.detail)}", highlight=False)
             if len(found) > 5:
                 console.print(f"  [yellow]{code}[/] ... and {len(found) - 5} more (see --json)")
 

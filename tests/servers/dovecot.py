@@ -2,7 +2,7 @@
 
 It runs in the foreground as our own child process and is stopped by its own pid, so it
 never touches a system Dovecot. Mail is Maildir under a private folder; users live in a
-passwd-file that Dovecot re-reads on every login, so users can be added while it runs.
+passwd-file per user, read on every login, so users can be added while it runs.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ pop3_uidl_format = %08Xu%08Xv
 imap_max_line_length = 1M
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {self.root}/users
+  args = scheme=PLAIN username_format=%u {self.root}/users.d/%u
 }}
 {self._oauth2_passdb()}
 userdb {{
@@ -162,7 +162,7 @@ service stats {{
 """
         self.config = self.root / "dovecot.conf"
         self.config.write_text(conf)
-        (self.root / "users").touch()
+        (self.root / "users.d").mkdir(exist_ok=True)
 
     def _oauth2_passdb(self) -> str:
         if not self.oauth2_url:
@@ -176,8 +176,13 @@ service stats {{
 
     def add_user(self, name: str, password: str) -> None:
         self.users[name] = password
-        lines = "".join(f"{user}:{{PLAIN}}{pw}\n" for user, pw in self.users.items())
-        (self.root / "users").write_text(lines)
+        # One passwd-file per user: Dovecot notices a changed file only when its mtime moves by a
+        # whole second, so users added in quick succession to one file would not be seen; a new
+        # file for each user is always read fresh.
+        path = self.root / "users.d" / name
+        path.write_text(f"{name}:{{PLAIN}}{password}\n")
+        stamp = int(time.time()) + 1
+        os.utime(path, (stamp, stamp))
 
     def maildir(self, user: str) -> Path:
         return self.mail_root / user / "Maildir"

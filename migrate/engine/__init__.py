@@ -1,0 +1,1 @@
+"""Run a plan: stream source to target with a journal that makes every run resumable."""

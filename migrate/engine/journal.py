@@ -1,0 +1,235 @@
+"""The journal: what has moved, kept in SQLite so that a run killed at any moment resumes cleanly.
+
+Each message goes `pending` before its batch is sent and `done`, `skipped` or `failed` in the
+one transaction that closes the batch. A re-run skips what is closed and checks what is
+`pending` against the target (by Message-ID and size) before sending it again, so a kill
+loses nothing and duplicates nothing. WAL mode lets `status` and `report` read while a run writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from migrate.errors import UserError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE folders (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL UNIQUE,
+    target TEXT NOT NULL,
+    target_id TEXT
+);
+CREATE TABLE items (
+    folder_id INTEGER NOT NULL REFERENCES folders(id),
+    source_key TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'done', 'skipped', 'failed')),
+    fingerprint TEXT,
+    message_id TEXT,
+    size INTEGER NOT NULL,
+    subject TEXT,
+    target_id TEXT,
+    failure TEXT,
+    reason TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    updated REAL NOT NULL,
+    PRIMARY KEY (folder_id, source_key)
+) WITHOUT ROWID;
+CREATE INDEX items_status ON items(folder_id, status);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    started REAL NOT NULL,
+    ended REAL,
+    outcome TEXT
+);
+"""
+
+CLOSED = ("done", "skipped", "failed")
+
+
+def journal_for_plan(plan: Path) -> Path:
+    """The journal that goes with a plan file: `plan.yaml` -> `plan.journal.sqlite` beside it."""
+    return plan.with_name(plan.stem + ".journal.sqlite")
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    source_key: str
+    status: str
+    fingerprint: str | None
+    message_id: str | None
+    size: int
+    subject: str | None = None
+    target_id: str | None = None
+    failure: str | None = None
+    reason: str | None = None
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class FolderTotals:
+    source: str
+    target: str
+    done: int
+    skipped: int
+    failed: int
+    pending: int
+    bytes_done: int
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        except sqlite3.OperationalError as exc:
+            raise UserError(f"cannot open the journal {path}: {exc}",
+                            hint="check the folder exists and is writable") from None
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a batch marked done must survive a power cut, or the re-run would send it twice.
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "meta" not in tables:
+            # One script, one transaction: a kill leaves either no schema or all of it.
+            self.db.executescript(
+                "BEGIN IMMEDIATE;" + _SCHEMA.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS")
+                + f"INSERT OR REPLACE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;"
+            )
+            return
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise UserError(f"the journal {self.path} was written by a newer o365-migrate (schema {version})",
+                            hint="upgrade o365-migrate to continue this migration")
+        if version < SCHEMA_VERSION:  # no older schema exists yet; later versions migrate here, step by step
+            raise UserError(f"the journal {self.path} has an unknown schema version {version}",
+                            hint="start a new journal with --journal PATH")
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self.db)
+
+    # --- run-level facts -------------------------------------------------------------------
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction():
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def start_run(self) -> int:
+        with self.transaction():
+            cur = self.db.execute("INSERT INTO runs (started) VALUES (?)", (time.time(),))
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def end_run(self, run: int, outcome: str) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE runs SET ended=?, outcome=? WHERE id=?", (time.time(), outcome, run))
+
+    def runs(self) -> list[tuple[int, float, float | None, str | None]]:
+        return list(self.db.execute("SELECT id, started, ended, outcome FROM runs ORDER BY id"))
+
+    # --- folders and items -----------------------------------------------------------------
+
+    def folder(self, source: str, target: str) -> int:
+        with self.transaction():
+            self.db.execute("INSERT OR IGNORE INTO folders (source, target) VALUES (?, ?)", (source, target))
+            self.db.execute("UPDATE folders SET target=? WHERE source=?", (target, source))
+        row = self.db.execute("SELECT id FROM folders WHERE source=?", (source,)).fetchone()
+        return int(row[0])
+
+    def closed_keys(self, folder_id: int) -> set[str]:
+        rows = self.db.execute(
+            "SELECT source_key FROM items WHERE folder_id=? AND status IN ('done', 'skipped', 'failed')",
+            (folder_id,),
+        )
+        return {r[0] for r in rows}
+
+    def pending(self, folder_id: int) -> list[ItemRecord]:
+        rows = self.db.execute(
+            "SELECT source_key, status, fingerprint, message_id, size, subject, target_id, failure, reason, attempts "
+            "FROM items WHERE folder_id=? AND status='pending'", (folder_id,))
+        return [ItemRecord(*r) for r in rows]
+
+    def mark_pending(self, folder_id: int, records: Iterable[ItemRecord]) -> None:
+        now = time.time()
+        with self.transaction():
+            self.db.executemany(
+                "INSERT INTO items (folder_id, source_key, status, fingerprint, message_id, size, subject, "
+                "attempts, updated) VALUES (?, ?, 'pending', ?, ?, ?, ?, 0, ?) "
+                "ON CONFLICT (folder_id, source_key) DO UPDATE SET status='pending', updated=excluded.updated",
+                [(folder_id, r.source_key, r.fingerprint, r.message_id, r.size, r.subject, now) for r in records],
+            )
+
+    def close(self, folder_id: int, records: Iterable[ItemRecord]) -> None:
+        """Write a batch's outcomes in one transaction: all of them land, or none."""
+        now = time.time()
+        with self.transaction():
+            self.db.executemany(
+                "INSERT INTO items (folder_id, source_key, status, fingerprint, message_id, size, subject, target_id, "
+                "failure, reason, attempts, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (folder_id, source_key) DO UPDATE SET status=excluded.status, "
+                "target_id=excluded.target_id, failure=excluded.failure, reason=excluded.reason, "
+                "attempts=excluded.attempts, updated=excluded.updated, "
+                "fingerprint=coalesce(excluded.fingerprint, items.fingerprint)",
+                [(folder_id, r.source_key, r.status, r.fingerprint, r.message_id, r.size, r.subject, r.target_id,
+                  r.failure, r.reason, r.attempts, now) for r in records],
+            )
+
+    def reopen_failed(self) -> int:
+        """Make failed items pending again, for --retry-failed."""
+        with self.transaction():
+            cur = self.db.execute("UPDATE items SET status='pending', attempts=0 WHERE status='failed'")
+        return cur.rowcount
+
+    def items(self, folder_id: int | None = None, status: str | None = None) -> Iterator[tuple[str, ItemRecord]]:
+        sql = ("SELECT f.source, i.source_key, i.status, i.fingerprint, i.message_id, i.size, i.subject, "
+               "i.target_id, i.failure, i.reason, i.attempts FROM items i JOIN folders f ON f.id = i.folder_id")
+        where: list[str] = []
+        args: list[int | str] = []
+        if folder_id is not None:
+            where.append("i.folder_id=?")
+            args.append(folder_id)
+        if status is not None:
+            where.append("i.status=?")
+            args.append(status)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        for row in self.db.execute(sql + " ORDER BY f.id, i.updated", args):
+            yield row[0], ItemRecord(*row[1:])
+
+    def totals(self) -> list[FolderTotals]:
+        rows = self.db.execute(
+            "SELECT f.source, f.target, "
+            "sum(i.status='done'), sum(i.status='skipped'), sum(i.status='failed'), sum(i.status='pending'), "
+            "sum(CASE WHEN i.status='done' THEN i.size ELSE 0 END) "
+            "FROM folders f LEFT JOIN items i ON i.folder_id = f.id GROUP BY f.id ORDER BY f.id")
+        return [FolderTotals(r[0], r[1], *(int(x or 0) for x in r[2:])) for r in rows]
+
+    def shut(self) -> None:
+        self.db.close()
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (the connection is in autocommit mode)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,628 @@
+"""EWS target over exchangelib: Exchange Online (while EWS lasts) and Exchange Server on-premises.
+
+URL: `ews://mailbox@domain?endpoint=https://host/EWS/Exchange.asmx[&impersonate=1][&max_mb=35]`; the
+endpoint defaults to Exchange Online's. TargetOptions.token gives OAuth access tokens (a migrate.auth
+TokenProvider or its `.token`); app-only tokens, or `impersonate=1`, act on the mailbox by impersonation.
+
+TargetOptions.extra:
+  max_message_bytes=N  larger messages fail as TOO_LARGE without being sent (also `max_mb` in the URL)
+
+How messages go up: CreateItem with the raw MIME (CRLF line endings) plus the MAPI properties that make a
+message look received rather than drafted (DOMAIN.md): PR_MESSAGE_FLAGS without MSGFLAG_UNSENT, the delivery
+and submit times, and PR_FLAG_STATUS for \\Flagged. exchangelib runs with FailFast: under its own retry policy
+one busy item makes it resend the whole chunk, which stores duplicates. A batch that fails as a whole comes
+back as RETRY for every item; the engine checks Message-IDs with find() before it sends them again.
+
+Only this module imports exchangelib.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
+
+import requests
+from exchangelib import (
+    DELEGATE,
+    IMPERSONATION,
+    OAUTH2,
+    UTC,
+    Account,
+    BaseProtocol,
+    Build,
+    Configuration,
+    EWSDateTime,
+    ExtendedProperty,
+    FailFast,
+    Folder,
+    Message,
+    Version,
+    errors,
+)
+from exchangelib.credentials import OAuth2AuthorizationCodeCredentials
+from exchangelib.protocol import close_connections
+
+from migrate.errors import (
+    AuthError,
+    MigrateError,
+    ProtocolError,
+    Retryable,
+    TLSError,
+    UnreachableError,
+    UsageError,
+    UserError,
+)
+from migrate.model import Folder as SourceFolder
+from migrate.sources.headers import header_block, header_facts
+from migrate.targets.base import (
+    ExistingMessage,
+    Failure,
+    Outcome,
+    Target,
+    TargetCapabilities,
+    TargetFolder,
+    TargetOptions,
+    UploadItem,
+    UploadResult,
+    register,
+)
+
+log = logging.getLogger(__name__)
+
+
+class _NoTokens(logging.Filter):
+    """requests_oauthlib logs the whole token ("Adding token {...}", "Updated headers") and exchangelib logs
+    request headers at DEBUG; keep the lines, hide what follows "Bearer" and "access_token"."""
+
+    PATTERN = re.compile(r"(?i)(bearer\s+|access_token['\"]?\s*[:=]\s*['\"]?|refresh_token['\"]?\s*[:=]\s*['\"]?)"
+                         r"[A-Za-z0-9\-._~+/=]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # a broken log call is not ours to fix; never let it carry a token out
+            record.msg, record.args = "(log line dropped)", ()
+            return True
+        cleaned = self.PATTERN.sub(lambda m: m.group(1) + "<hidden>", text)
+        if cleaned != text:
+            record.msg, record.args = cleaned, ()
+        return True
+
+
+_FILTER = _NoTokens()
+for _name in ("requests_oauthlib.oauth2_session", "exchangelib.util", "exchangelib.util.xml", "exchangelib.protocol",
+              "exchangelib.services.common", "exchangelib.transport", "exchangelib.credentials"):
+    logging.getLogger(_name).addFilter(_FILTER)
+
+EXCHANGE_ONLINE_EWS = "https://outlook.office365.com/EWS/Exchange.asmx"
+MB = 1024 * 1024
+DEFAULT_MAX_MESSAGE = 35 * MB  # Exchange Online's default MaxSendSize (DOMAIN.md "Limits")
+MAX_BATCH_BYTES = 8 * MB  # a CreateItem must finish within a minute; MIME goes as base64 (4/3)
+MAX_BATCH_ITEMS = 50
+DEFAULT_BACK_OFF = 30.0  # seconds, when a busy answer suggests none
+GRAPH_OR_IMAP = "EWS may be blocked for this tenant or app (Exchange Online, since 2026-10-01): " \
+    "use an imaps:// target (IMAP with OAuth) or the Graph transport, or ask the admin for EwsAllowedAppIDs"
+
+MSGFLAG_READ = 1
+FLAG_STATUS_FLAGGED = 2
+VERB_REPLIED = 102  # EXCHIVERB_REPLYTOSENDER: how Exchange shows IMAP's \\Answered
+VERB_ANSWERED = {102, 103}
+
+
+class MessageFlags(ExtendedProperty):
+    property_tag = 0x0E07  # PR_MESSAGE_FLAGS: 1 = read; never 8 (unsent), so not a draft
+    property_type = "Integer"
+
+
+class DeliveryTime(ExtendedProperty):
+    property_tag = 0x0E06  # PR_MESSAGE_DELIVERY_TIME
+    property_type = "SystemTime"
+
+
+class SubmitTime(ExtendedProperty):
+    property_tag = 0x0039  # PidTagClientSubmitTime
+    property_type = "SystemTime"
+
+
+class FlagStatus(ExtendedProperty):
+    property_tag = 0x1090  # PR_FLAG_STATUS: 2 = flagged
+    property_type = "Integer"
+
+
+class LastVerbExecuted(ExtendedProperty):
+    property_tag = 0x1081  # PR_LAST_VERB_EXECUTED: 102 reply, 103 reply all, 104 forward
+    property_type = "Integer"
+
+
+_PROPERTIES: dict[str, type[ExtendedProperty]] = {
+    "o365m_message_flags": MessageFlags,
+    "o365m_delivery_time": DeliveryTime,
+    "o365m_submit_time": SubmitTime,
+    "o365m_flag_status": FlagStatus,
+    "o365m_last_verb": LastVerbExecuted,
+}
+_registered = threading.Lock()
+
+
+def register_properties() -> None:
+    """Message.register is exchangelib's public way to add MAPI properties; done once per process."""
+    with _registered:
+        known = {f.name for f in Message.FIELDS}
+        for name, cls in _PROPERTIES.items():
+            if name not in known:
+                Message.register(name, cls)
+
+
+_LINE_ENDS = re.compile(rb"\r\n|\r|\n")
+
+
+def to_crlf(raw: bytes) -> bytes:
+    if raw.count(b"\n") == raw.count(b"\r\n") == raw.count(b"\r"):
+        return raw
+    return _LINE_ENDS.sub(b"\r\n", raw)
+
+
+# TLS: requests lets REQUESTS_CA_BUNDLE override Session.verify, and exchangelib makes its own sessions. Its
+# public hook is BaseProtocol.HTTP_ADAPTER_CLS; this adapter gives each endpoint that asked for one its CA
+# (or no verification, with `insecure`) and leaves every other endpoint as requests would have it.
+
+_VERIFY: dict[str, str | bool] = {}
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{parts.port or 443}"
+
+
+class EndpointCAAdapter(requests.adapters.HTTPAdapter):
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        verify = _VERIFY.get(_origin(request.url or ""))
+        if verify is not None:
+            kwargs["verify"] = verify
+        return super().send(request, *args, **kwargs)
+
+
+def _trust(endpoint: str, options: TargetOptions) -> None:
+    if options.ca_file is None and not options.insecure:
+        return
+    if BaseProtocol.HTTP_ADAPTER_CLS is not EndpointCAAdapter:
+        if BaseProtocol.HTTP_ADAPTER_CLS is not requests.adapters.HTTPAdapter:
+            raise UsageError("another adapter is already installed for exchangelib; cannot set a CA for EWS")
+        BaseProtocol.HTTP_ADAPTER_CLS = EndpointCAAdapter
+    _VERIFY[_origin(endpoint)] = False if options.insecure else str(options.ca_file)
+
+
+class TokenCredentials(OAuth2AuthorizationCodeCredentials):
+    """exchangelib credentials that ask our token provider whenever exchangelib wants a fresh token.
+
+    Without client id and secret, exchangelib can only call refresh(); it never goes to
+    login.microsoftonline.com on its own (OAuth2Credentials would, after any renewed session).
+    """
+
+    def __init__(self, token: Callable[[], str], renew: Callable[[], str] | None = None) -> None:
+        self._ask = token
+        self._renew = renew or token
+        super().__init__(access_token=self._wrap(token()))
+
+    @staticmethod
+    def _wrap(token: str) -> dict[str, Any]:
+        lifetime = 300  # unknown here: the provider renews before expiry, so ask it again often
+        return {"access_token": token, "token_type": "Bearer", "expires_in": lifetime,
+                "expires_at": dt.datetime.now(dt.UTC).timestamp() + lifetime}
+
+    def refresh(self, session: Any) -> None:
+        self.access_token = self._wrap(self._ask())
+
+    def renew(self) -> None:
+        """A token the provider has not handed out before: after the server refused the current one."""
+        self.access_token = self._wrap(self._renew())
+
+    @property
+    def current(self) -> str:
+        token = self.access_token
+        return str(token.get("access_token", "")) if isinstance(token, dict) else ""
+
+    def __repr__(self) -> str:
+        return "TokenCredentials(<token hidden>)"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class Where:
+    mailbox: str
+    endpoint: str
+    impersonate: bool | None  # None: decide from the token (app-only means impersonation)
+    max_message_bytes: int
+
+
+def _yes(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def where(parts: SplitResult, options: TargetOptions) -> Where:
+    if not parts.username or not parts.hostname:
+        raise UsageError(f"an EWS target needs a mailbox: ews://mailbox@domain, not {parts.geturl()!r}")
+    mailbox = f"{unquote(parts.username)}@{parts.hostname}"
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    endpoint = query.get("endpoint", EXCHANGE_ONLINE_EWS)
+    ep = urlsplit(endpoint)
+    if ep.scheme not in ("https", "http") or not ep.hostname:
+        raise UsageError(f"bad EWS endpoint {endpoint!r}", hint="e.g. endpoint=https://host/EWS/Exchange.asmx")
+    if ep.scheme == "http" and not options.insecure:
+        raise UsageError("an EWS endpoint over plain http would send the token in clear", hint="use https")
+    limit = DEFAULT_MAX_MESSAGE
+    try:
+        if "max_mb" in query:
+            limit = int(float(query["max_mb"]) * MB)
+        if "max_message_bytes" in options.extra:
+            limit = int(options.extra["max_message_bytes"])
+    except ValueError as exc:
+        raise UsageError(f"bad message size limit in {parts.geturl()!r}") from exc
+    impersonate = _yes(query["impersonate"]) if "impersonate" in query else None
+    return Where(mailbox, endpoint, impersonate, limit)
+
+
+def _app_only(token: Callable[[], str]) -> bool:
+    provider = getattr(token, "__self__", token)
+    settings = getattr(provider, "settings", None)
+    return bool(getattr(settings, "app_only", False))
+
+
+def _renewer(token: Callable[[], str]) -> Callable[[], str] | None:
+    provider = getattr(token, "__self__", token)
+    renew = getattr(provider, "refresh", None)
+    return renew if callable(renew) else None
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+def _ews_time(value: dt.datetime) -> EWSDateTime:
+    aware = _aware(value)
+    assert aware is not None
+    return EWSDateTime.from_datetime(aware.astimezone(dt.UTC)).astimezone(UTC)
+
+
+def _back_off(exc: BaseException) -> float:
+    wait = getattr(exc, "back_off", None)
+    return float(wait) if wait else DEFAULT_BACK_OFF
+
+
+PER_ITEM: dict[type[Exception], Failure] = {
+    errors.ErrorMessageSizeExceeded: Failure.TOO_LARGE,
+    errors.ErrorServerBusy: Failure.RETRY,
+    errors.ErrorTimeoutExpired: Failure.RETRY,
+    errors.ErrorQuotaExceeded: Failure.FATAL,
+    errors.ErrorMimeContentConversionFailed: Failure.REJECTED,
+    errors.ErrorCorruptData: Failure.REJECTED,
+    errors.ErrorItemSave: Failure.REJECTED,
+}
+
+
+def classify(exc: BaseException) -> Failure:
+    for cls, failure in PER_ITEM.items():
+        if isinstance(exc, cls):
+            return failure
+    return Failure.REJECTED
+
+
+T = TypeVar("T")
+
+
+class EwsTarget(Target):
+    def __init__(self, place: Where, url: str, options: TargetOptions) -> None:
+        if options.token is None:
+            raise UsageError("an EWS target signs in with OAuth only", hint="sign in first: o365-migrate auth login")
+        self.url = url
+        self.where = place
+        self.options = options
+        self.capabilities = TargetCapabilities(
+            keeps_raw_bytes=False, keeps_internal_date=True, max_message_bytes=place.max_message_bytes,
+            max_batch_bytes=MAX_BATCH_BYTES, max_batch_items=MAX_BATCH_ITEMS, concurrency=4,
+        )
+        impersonate = place.impersonate if place.impersonate is not None else _app_only(options.token)
+        self._access = IMPERSONATION if impersonate else DELEGATE
+        self._credentials: TokenCredentials | None = None
+        self._account: Account | None = None
+        self._folders: dict[str, Folder] = {}
+        register_properties()
+        _trust(place.endpoint, options)
+
+    # connection and errors
+
+    def _secrets(self) -> list[str]:
+        token = self._credentials.current if self._credentials else ""
+        return [token] if token else []
+
+    def _clean(self, exc: BaseException | str) -> str:
+        text = str(exc) or type(exc).__name__
+        for secret in self._secrets():
+            text = text.replace(secret, "<token>")
+        return text[:300]
+
+    def _account_now(self) -> Account:
+        if self._account is None:
+            assert self.options.token is not None
+            with self._translated():
+                self._credentials = TokenCredentials(self.options.token, _renewer(self.options.token))
+            config = Configuration(
+                service_endpoint=self.where.endpoint, credentials=self._credentials, auth_type=OAUTH2,
+                version=Version(build=Build(15, 20, 0, 0)), retry_policy=FailFast(),
+                max_connections=self.capabilities.concurrency,
+            )
+            self._account = Account(self.where.mailbox, config=config, autodiscover=False,
+                                    access_type=self._access)
+        return self._account
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """exchangelib's and requests' errors as ours, never with a token in the text."""
+        mailbox = self.where.mailbox
+        try:
+            yield
+        except MigrateError:
+            raise
+        except errors.ErrorNonExistentMailbox as exc:
+            raise UserError(f"no mailbox {mailbox} at {self.where.endpoint}",
+                            hint="check the address in the target URL") from exc
+        except (errors.ErrorAccessDenied, errors.ErrorImpersonateUserDenied) as exc:
+            raise AuthError(f"{mailbox}: access denied ({self._clean(exc)})", hint=GRAPH_OR_IMAP) from exc
+        except errors.UnauthorizedError as exc:
+            raise AuthError(f"{mailbox}: the EWS server refused the token", hint=GRAPH_OR_IMAP) from exc
+        except errors.ErrorServerBusy as exc:
+            raise Retryable(f"{mailbox}: EWS server busy", wait=_back_off(exc)) from exc
+        except requests.exceptions.SSLError as exc:
+            raise TLSError(f"TLS with {self.where.endpoint} failed: certificate not trusted or TLS refused",
+                           hint="give the CA with --ca-file, or check REQUESTS_CA_BUNDLE") from exc
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise UnreachableError(f"cannot reach {self.where.endpoint}") from exc
+        except errors.TransportError as exc:
+            text = self._clean(exc)
+            if "403" in text or "Forbidden" in text:
+                raise AuthError(f"{mailbox}: EWS answered 403 Forbidden", hint=GRAPH_OR_IMAP) from exc
+            if any(w in text for w in ("SSLError", "CERTIFICATE", "certificate")):
+                raise TLSError(f"TLS with {self.where.endpoint} failed ({text})") from exc
+            if any(w in text for w in ("ConnectionError", "Connection refused", "timed out", "resolve")):
+                raise UnreachableError(f"cannot reach {self.where.endpoint} ({text})") from exc
+            raise ProtocolError(f"EWS at {self.where.endpoint}: {text}") from exc
+        except errors.EWSError as exc:
+            raise ProtocolError(f"EWS at {self.where.endpoint}: {type(exc).__name__}: {self._clean(exc)}") from exc
+
+    def _call(self, what: Callable[[Account], T]) -> T:
+        """Run one EWS exchange; on HTTP 401 (token revoked or expired early) renew the token once."""
+        with self._translated():
+            account = self._account_now()
+            try:
+                return what(account)
+            except errors.UnauthorizedError:
+                log.info("EWS refused the token for %s; asking for a new one", self.where.mailbox)
+                assert self._credentials is not None
+                self._credentials.renew()
+                account.protocol.close()  # sessions carry the old token
+                return what(account)
+
+    # folders
+
+    def _well_known(self, account: Account, name: str) -> Folder | None:
+        key = name.casefold()
+        if key == "inbox":
+            return account.inbox
+        if key == "sent items":
+            return account.sent
+        if key == "drafts":
+            return account.drafts
+        if key == "deleted items":
+            return account.trash
+        if key == "junk email":
+            return account.junk
+        if key == "archive":
+            return self._child(account.msg_folder_root, "Archive")
+        return None
+
+    @staticmethod
+    def _named(parent: Folder, name: str) -> Folder | None:
+        key = name.casefold()
+        return next((c for c in parent.children if (c.name or "").casefold() == key), None)
+
+    def _child(self, parent: Folder, name: str) -> Folder:
+        found = self._named(parent, name)
+        if found is not None:
+            return found
+        folder = Folder(parent=parent, name=name)
+        try:
+            folder.save()
+        except errors.ErrorFolderExists:
+            parent.account.root.refresh()  # made by someone else meanwhile: look again on the server
+            again = self._named(parent, name)
+            if again is None:
+                raise
+            return again
+        return folder
+
+    def ensure_folder(self, path: tuple[str, ...], source: SourceFolder | None = None) -> TargetFolder:
+        if not path:
+            raise UsageError("an empty folder path")
+
+        def make(account: Account) -> Folder:
+            folder = self._well_known(account, path[0])
+            rest = path[1:]
+            if folder is None:
+                folder, rest = account.msg_folder_root, path
+            for name in rest:
+                folder = self._child(folder, name)
+            return folder
+
+        folder = self._call(make)
+        self._folders[folder.id] = folder
+        return TargetFolder(path, folder.id)
+
+    def _folder(self, folder: TargetFolder) -> Folder:
+        known = self._folders.get(folder.id)
+        if known is None:
+            self.ensure_folder(folder.path)
+            known = self._folders.get(folder.id)
+            if known is None:
+                raise ProtocolError(f"folder {'/'.join(folder.path)} is no longer {folder.id[:12]}...")
+        return known
+
+    # upload
+
+    def _message(self, folder: Folder, item: UploadItem, raw: bytes) -> Message:
+        seen = "\\seen" in {f.lower() for f in item.flags}
+        kwargs: dict[str, Any] = {"folder": folder, "mime_content": raw, "is_read": seen,
+                                  "o365m_message_flags": MSGFLAG_READ if seen else 0}
+        if item.received is not None:
+            kwargs["o365m_delivery_time"] = _ews_time(item.received)
+        sent = item.sent or header_facts(header_block(raw)).date
+        if sent is not None:
+            kwargs["o365m_submit_time"] = _ews_time(sent)
+        if "\\flagged" in {f.lower() for f in item.flags}:
+            kwargs["o365m_flag_status"] = FLAG_STATUS_FLAGGED
+        if "\\answered" in {f.lower() for f in item.flags}:
+            kwargs["o365m_last_verb"] = VERB_REPLIED
+        return Message(**kwargs)
+
+    def _batches(self, pending: list[tuple[int, bytes]]) -> Iterator[list[tuple[int, bytes]]]:
+        batch: list[tuple[int, bytes]] = []
+        size = 0
+        for entry in pending:
+            cost = len(entry[1]) * 4 // 3 + 1024
+            if batch and (size + cost > self.capabilities.max_batch_bytes
+                          or len(batch) >= self.capabilities.max_batch_items):
+                yield batch
+                batch, size = [], 0
+            batch.append(entry)
+            size += cost
+        if batch:
+            yield batch
+
+    def upload(self, folder: TargetFolder, items: Sequence[UploadItem]) -> list[UploadResult]:
+        results: list[UploadResult | None] = [None] * len(items)
+        pending: list[tuple[int, bytes]] = []
+        limit = self.capabilities.max_message_bytes
+        for n, item in enumerate(items):
+            raw = to_crlf(item.raw)
+            if limit is not None and len(raw) > limit:
+                results[n] = UploadResult(item.key, Outcome.FAILED, failure=Failure.TOO_LARGE,
+                                          reason=f"{len(raw)} bytes, over the target's {limit}")
+            else:
+                pending.append((n, raw))
+        if pending:
+            ews_folder = self._folder(folder)
+            for batch in self._batches(pending):
+                self._send(ews_folder, items, batch, results)
+        done = [r for r in results if r is not None]
+        assert len(done) == len(items)
+        return done
+
+    def _send(self, folder: Folder, items: Sequence[UploadItem], batch: list[tuple[int, bytes]],
+              results: list[UploadResult | None]) -> None:
+        messages = [self._message(folder, items[n], raw) for n, raw in batch]
+        try:
+            answers = self._call(lambda account: account.bulk_create(folder, messages, chunk_size=len(messages)))
+        except Retryable as exc:  # the whole request was refused; some items may have landed (find() first)
+            for n, _ in batch:
+                results[n] = UploadResult(items[n].key, Outcome.FAILED, failure=Failure.RETRY,
+                                          retry_after=exc.wait, reason=exc.message)
+            return
+        except ProtocolError as exc:
+            cause = exc.__cause__
+            if cause is not None and isinstance(cause, tuple(PER_ITEM)):  # a per-item code exchangelib raised
+                failure = classify(cause)
+                for n, _ in batch:
+                    results[n] = UploadResult(
+                        items[n].key, Outcome.FAILED, failure=failure, reason=self._clean(cause),
+                        retry_after=_back_off(cause) if failure is Failure.RETRY else None)
+                return
+            raise
+        if len(answers) != len(batch):
+            raise ProtocolError(f"EWS answered {len(answers)} results for {len(batch)} messages")
+        for (n, _), answer in zip(batch, answers, strict=True):
+            key = items[n].key
+            if isinstance(answer, BaseException):
+                failure = classify(answer)
+                results[n] = UploadResult(key, Outcome.FAILED, failure=failure, reason=self._clean(answer),
+                                          retry_after=_back_off(answer) if failure is Failure.RETRY else None)
+            else:
+                results[n] = UploadResult(key, Outcome.CREATED, target_id=answer.id)
+
+    # what the mailbox holds
+
+    FIELDS = ("message_id", "size", "is_read", "datetime_received", "o365m_flag_status", "o365m_last_verb")
+
+    def _existing(self, message: Message) -> ExistingMessage:
+        flags = set()
+        if message.is_read:
+            flags.add("\\Seen")
+        if getattr(message, "o365m_flag_status", None) == FLAG_STATUS_FLAGGED:
+            flags.add("\\Flagged")
+        if getattr(message, "o365m_last_verb", None) in VERB_ANSWERED:
+            flags.add("\\Answered")
+        received = message.datetime_received
+        return ExistingMessage(
+            target_id=message.id, message_id=message.message_id, size=int(message.size or 0),
+            flags=frozenset(flags), received=_aware(received) if received is not None else None,
+        )
+
+    def existing(self, folder: TargetFolder) -> Iterator[ExistingMessage]:
+        ews_folder = self._folder(folder)
+        found = self._call(lambda account: [self._existing(m) for m in
+                                            ews_folder.all().only(*self.FIELDS).order_by("datetime_received")])
+        yield from found
+
+    def find(self, folder: TargetFolder, message_ids: Iterable[str]) -> dict[str, list[ExistingMessage]]:
+        wanted = sorted(set(message_ids))
+        if not wanted:
+            return {}
+        ews_folder = self._folder(folder)
+        found: dict[str, list[ExistingMessage]] = {}
+
+        def look(account: Account) -> None:
+            for start in range(0, len(wanted), 50):
+                chunk = wanted[start:start + 50]
+                for message in ews_folder.filter(message_id__in=chunk).only(*self.FIELDS):
+                    if message.message_id in chunk:
+                        found.setdefault(message.message_id, []).append(self._existing(message))
+
+        self._call(look)
+        return found
+
+    def read_back(self, folder: TargetFolder, target_id: str) -> bytes:
+        ews_folder = self._folder(folder)
+
+        def get(account: Account) -> bytes:
+            message = ews_folder.get(id=target_id)
+            mime = message.mime_content
+            return mime.encode() if isinstance(mime, str) else bytes(mime or b"")
+
+        return self._call(get)
+
+    def close(self) -> None:
+        if self._account is not None:
+            try:
+                self._account.protocol.close()
+            except Exception as exc:  # closing must not fail a run that is over
+                log.debug("closing EWS sessions: %s", type(exc).__name__)
+            self._account = None
+        self._folders.clear()
+
+
+def close_all() -> None:
+    """Drop exchangelib's cached protocols (per endpoint and credentials): for tests and long-lived processes."""
+    close_connections()
+
+
+@register("ews")
+def _open_target(parts: SplitResult, url: str, options: TargetOptions) -> Target:
+    return EwsTarget(where(parts, options), url, options)
