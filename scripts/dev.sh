@@ -52,7 +52,7 @@ case "${1:-}" in
   demo)
     need_debs "${DEBIAN_PACKAGES_BASE[@]}"
     venv ""
-    "$VENV/bin/o365-migrate" inventory sample:
+    "$VENV/bin/o365-migrate" demo --dir "${DEMO_DIR:-o365-migrate-demo}"
     ;;
   test)
     need_debs "${DEBIAN_PACKAGES_BASE[@]}"

@@ -12,8 +12,10 @@ from rich.console import Console
 from migrate import __version__
 from migrate.cli import auth as auth_cmd
 from migrate.cli import copy as copy_cmd
+from migrate.cli import demo as demo_cmd
 from migrate.cli import inventory as inventory_cmd
 from migrate.cli import migration as migration_cmd
+from migrate.cli import report as report_cmd
 from migrate.cli import sandbox as sandbox_cmd
 from migrate.errors import ExitCode, MigrateError
 
@@ -50,12 +52,14 @@ def _root(
     )
 
 
+app.command("demo")(demo_cmd.demo)
 app.command("inventory")(inventory_cmd.inventory)
 app.command("plan")(migration_cmd.plan)
 app.command("run")(migration_cmd.run)
 app.command("verify")(migration_cmd.verify)
 app.command("sandbox")(sandbox_cmd.sandbox)
 app.command("copy")(copy_cmd.copy)
+app.command("report")(report_cmd.report)
 app.add_typer(auth_cmd.app, name="auth")
 
 

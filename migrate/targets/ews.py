@@ -443,7 +443,8 @@ class EwsTarget(Target):
         try:
             folder.save()
         except errors.ErrorFolderExists:
-            parent.account.root.refresh()  # made by someone else meanwhile: look again on the server
+            # Made by another connection meanwhile (this one's folder cache is older): list again.
+            parent.root.clear_cache()
             again = self._named(parent, name)
             if again is None:
                 raise

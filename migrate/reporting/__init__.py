@@ -1,0 +1,6 @@
+"""Reports: a result model read from the journal, and its renderings (HTML now; PDF, MD, CSV later)."""
+
+from migrate.reporting.model import ReportData, from_journal, from_path, from_plan, report_data
+from migrate.reporting.render import render_html
+
+__all__ = ["ReportData", "from_journal", "from_path", "from_plan", "render_html", "report_data"]
