@@ -17,7 +17,7 @@ import hashlib
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,11 +46,11 @@ def to_crlf(raw: bytes) -> bytes:
     return _LINE_ENDS.sub(b"\r\n", raw)
 
 
-def _id_key(message_id: str | None) -> str | None:
+def id_key(message_id: str | None) -> str | None:
     return " ".join(message_id.split()) if message_id else None
 
 
-def _sha256(raw: bytes) -> str:
+def content_sha256(raw: bytes) -> str:
     # IMAP cannot carry NUL in a message: Dovecot keeps it but serves 0x80 instead. Hashing both
     # as 0x80 lets such a message (no Message-ID, only its content to know it by) be recognised.
     return hashlib.sha256(raw.replace(b"\0", b"\x80")).hexdigest()
@@ -148,7 +148,9 @@ class OnTarget:
     received time to the second.
     """
 
-    def __init__(self, target: Target, folder: TargetFolder) -> None:
+    def __init__(self, target: Target, folder: TargetFolder, claimed: Collection[str] = ()) -> None:
+        """`claimed`: target ids that already stand for a source message (an earlier run's journal
+        says so), so they cannot stand for another copy of it."""
         self.target = target
         self.folder = folder
         self.raw = target.capabilities.keeps_raw_bytes
@@ -159,11 +161,20 @@ class OnTarget:
         self.hashes: dict[str, str] = {}  # target id -> sha256 of what it gives back
         self.known: set[str] = set()  # target ids seen or created in this run
         for message in target.existing(folder):
-            self.add(message)
+            if message.target_id in claimed:
+                self.known.add(message.target_id)
+            else:
+                self.add(message)
+
+    def claim(self, message_id: str | None, size: int) -> None:
+        """Take one message out of the pool for a source message an earlier run found already there."""
+        key = id_key(message_id)
+        if key is not None:
+            self._take((key, size if self.raw else None))
 
     def add(self, message: ExistingMessage) -> None:
         self.known.add(message.target_id)
-        key = _id_key(message.message_id)
+        key = id_key(message.message_id)
         if key is not None:
             self.by_id[(key, message.size if self.raw else None)] += 1
         elif self.raw:
@@ -179,14 +190,14 @@ class OnTarget:
 
     def take_listed(self, ref: MessageRef) -> bool:
         """Whether the message is there, judged from the listing alone (no body read)."""
-        key = _id_key(ref.message_id)
+        key = id_key(ref.message_id)
         if key is None:
             return False
         return self._take((key, ref.size if self.raw else None))
 
     def take_read(self, message_id: str | None, raw: bytes, received: float | None) -> bool:
         """Whether the message is there, judged from its CRLF bytes."""
-        key = _id_key(message_id)
+        key = id_key(message_id)
         if key is not None:
             return self.raw and self._take((key, len(raw)))
         if not self.raw:
@@ -196,7 +207,7 @@ class OnTarget:
                 return True
             return False
         candidates = self.no_id.get(len(raw), [])
-        digest = _sha256(raw)
+        digest = content_sha256(raw)
         for message in candidates:
             if self._hash(message) == digest:
                 candidates.remove(message)
@@ -207,7 +218,7 @@ class OnTarget:
         if message.sha256:
             return message.sha256
         if message.target_id not in self.hashes:
-            self.hashes[message.target_id] = _sha256(self.target.read_back(self.folder, message.target_id))
+            self.hashes[message.target_id] = content_sha256(self.target.read_back(self.folder, message.target_id))
         return self.hashes[message.target_id]
 
     def arrived(self, items: Sequence[UploadItem]) -> set[str]:
@@ -231,12 +242,12 @@ class OnTarget:
         return found
 
     def _same(self, item: UploadItem, message: ExistingMessage) -> bool:
-        if _id_key(item.message_id) != _id_key(message.message_id):
+        if id_key(item.message_id) != id_key(message.message_id):
             return False
         if self.raw:
             if message.size != len(item.raw):
                 return False
-            return item.message_id is not None or self._hash(message) == _sha256(item.raw)
+            return item.message_id is not None or self._hash(message) == content_sha256(item.raw)
         if item.message_id is not None:
             return True
         return (item.received is not None and message.received is not None

@@ -12,20 +12,9 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
-from migrate.auth import (
-    DEFAULT_AUTHORITY,
-    AuthSettings,
-    AuthStatus,
-    CachedToken,
-    CacheInfo,
-    DeviceCodePrompt,
-    SignIn,
-    TokenProvider,
-    Transport,
-    client_credential,
-    logout,
-    status,
-)
+from migrate import auth
+from migrate.auth.scopes import Transport
+from migrate.auth.settings import DEFAULT_AUTHORITY
 from migrate.errors import UsageError
 
 app = typer.Typer(help="Sign in to Microsoft 365, and see or forget the sign-ins kept on this machine.",
@@ -58,7 +47,7 @@ def _when(moment: dt.datetime) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M %Z")
 
 
-def _show_code(prompt: DeviceCodePrompt) -> None:
+def _show_code(prompt: auth.DeviceCodePrompt) -> None:
     text = Text(f"{prompt.message}\n\nPage: ")
     text.append(prompt.verification_uri, style="bold")
     text.append("\nCode: ")
@@ -67,7 +56,7 @@ def _show_code(prompt: DeviceCodePrompt) -> None:
     err.print(Panel(text, title="Sign in with a browser", expand=False), highlight=False)
 
 
-def _cache_line(info: CacheInfo) -> str:
+def _cache_line(info: auth.CacheInfo) -> str:
     mode = f"{info.file_mode:04o}" if info.file_mode is not None else "not written yet"
     line = f"{info.path} ({info.storage}, file {mode}, folder {info.dir_mode:04o})"
     if info.plaintext_reason:
@@ -88,18 +77,18 @@ def login_command(
     ca_file: CaFile = None,
 ) -> None:
     """Sign in with a device code (you, in a browser), or as the app with --app-only."""
-    credential = client_credential(client_secret_env, client_secret_file, certificate)
+    credential = auth.client_credential(client_secret_env, client_secret_file, certificate)
     if app_only and credential is None:
         raise UsageError("--app-only needs the app's credential",
                          hint="add --client-secret-env VAR, --client-secret-file PATH or --certificate PEM")
     if credential is not None and not app_only:
         raise UsageError("a client secret or certificate is for app-only sign-in", hint="add --app-only")
-    settings = AuthSettings(transport=transport, tenant=tenant, client_id=client_id, authority=authority,
+    settings = auth.AuthSettings(transport=transport, tenant=tenant, client_id=client_id, authority=authority,
                             credential=credential, ca_file=ca_file)
-    render_sign_in(TokenProvider(settings).login(_show_code))
+    render_sign_in(auth.TokenProvider(settings).login(_show_code))
 
 
-def render_sign_in(result: SignIn) -> None:
+def render_sign_in(result: auth.SignIn) -> None:
     who = result.account or f"app {result.client_id}"
     _say(f"Signed in as {who} for {result.transport.value} in tenant {result.tenant}")
     _say(f"  scopes: {' '.join(result.scopes)}")
@@ -115,20 +104,20 @@ def status_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
     """List signed-in accounts and app sign-ins, their transports and expiry, and where the cache is."""
-    result = status()
+    result = auth.status()
     if as_json:
         print(json.dumps(status_json(result), indent=2))
         return
     render_status(result)
 
 
-def _token_json(token: CachedToken) -> dict[str, Any]:
+def _token_json(token: auth.CachedToken) -> dict[str, Any]:
     return {"client_id": token.client_id, "tenant": token.tenant, "authority_host": token.authority_host,
             "transports": list(token.transports), "scopes": list(token.scopes),
             "expires_at": token.expires_at.isoformat(), "expired": token.expired}
 
 
-def status_json(result: AuthStatus) -> dict[str, Any]:
+def status_json(result: auth.AuthStatus) -> dict[str, Any]:
     info = result.cache
     return {
         "version": 1,
@@ -143,15 +132,15 @@ def status_json(result: AuthStatus) -> dict[str, Any]:
     }
 
 
-def _expiry(token: CachedToken) -> str:
+def _expiry(token: auth.CachedToken) -> str:
     return f"expired {_when(token.expires_at)}" if token.expired else f"until {_when(token.expires_at)}"
 
 
-def _what(token: CachedToken) -> str:
+def _what(token: auth.CachedToken) -> str:
     return ", ".join(token.transports) or " ".join(token.scopes)
 
 
-def render_status(result: AuthStatus) -> None:
+def render_status(result: auth.AuthStatus) -> None:
     _say(f"Token cache: {_cache_line(result.cache)}")
     if not result.accounts and not result.app_tokens:
         _say("Nobody is signed in. Sign in with: o365-migrate auth login --transport ews|imap|graph "
@@ -182,7 +171,7 @@ def logout_command(
     if (address is None) == (not everyone):
         problem = "name one user to sign out, or give --all" if address is None else "give an address or --all"
         raise UsageError(problem, hint="see who is signed in: o365-migrate auth status")
-    result = logout(None if everyone else address)
+    result = auth.logout(None if everyone else address)
     if result.addresses:
         _say(f"Signed out: {', '.join(result.addresses)}")
     if result.app_tokens:

@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from migrate.cli.progress import live_progress
-from migrate.demo import run_demo
 from migrate.errors import MigrateError
 
 
@@ -20,6 +19,8 @@ def demo(
                                                 "o365-migrate-demo-TIME here).")] = None,
 ) -> None:
     """Show the whole move on a sample mailbox: no network beyond this machine, no questions."""
+    from migrate.demo import run_demo  # the sandbox and MSAL load only for this command
+
     folder = folder or Path(f"o365-migrate-demo-{time.strftime('%Y%m%d-%H%M%S')}")
     console = Console()
     console.print(f"Demo in [bold]{escape(str(folder))}[/]: a Thunderbird mailbox → a local Exchange sandbox (EWS)")

@@ -11,7 +11,6 @@ from typing import Annotated
 import typer
 
 from migrate.errors import UserError
-from migrate.reporting import from_path, render_html
 
 
 def report(
@@ -23,6 +22,8 @@ def report(
     = None,
 ) -> None:
     """Write a self-contained HTML report: what moved, what did not and why, and the verification."""
+    from migrate.reporting import from_path, render_html  # Jinja2 loads only for this command
+
     data = from_path(journal)
     write_atomically(output, render_html(data))
     to_stdout = json_file is not None and str(json_file) == "-"

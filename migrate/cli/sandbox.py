@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from migrate.errors import UsageError
-from migrate.sandbox.server import Sandbox, serve
+
+if TYPE_CHECKING:
+    from migrate.sandbox.server import Sandbox
 
 
 def _state_home() -> Path:
@@ -28,6 +30,8 @@ def sandbox(
                                                        help="Its client secret, from $VAR.")] = None,
 ) -> None:
     """Run the local Exchange sandbox (OAuth authority + EWS) until Ctrl-C."""
+    from migrate.sandbox.server import serve  # loaded only for this command
+
     if not 0 <= port <= 65535:
         raise typer.BadParameter("a port is 0-65535", param_hint="--port")
     secret = None

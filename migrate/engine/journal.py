@@ -157,6 +157,15 @@ class Journal:
         )
         return {r[0] for r in rows}
 
+    def claims(self, folder_id: int) -> tuple[set[str], list[tuple[str | None, int]]]:
+        """What closed items stand for on the target: the ids of those sent, and the Message-ID
+        and size of those found already there (so a second copy in the source is not taken for them)."""
+        sent = {r[0] for r in self.db.execute(
+            "SELECT target_id FROM items WHERE folder_id=? AND status='done' AND target_id IS NOT NULL", (folder_id,))}
+        found = [(r[0], int(r[1])) for r in self.db.execute(
+            "SELECT message_id, size FROM items WHERE folder_id=? AND status='skipped'", (folder_id,))]
+        return sent, found
+
     def pending(self, folder_id: int) -> list[ItemRecord]:
         rows = self.db.execute(
             "SELECT source_key, status, fingerprint, message_id, size, subject, target_id, failure, reason, attempts "

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from datetime import time as dtime
 from typing import Any
 
-from migrate.copy import OnTarget, RetryPolicy, to_crlf
+from migrate.copy import OnTarget, RetryPolicy, content_sha256, id_key, to_crlf
 from migrate.engine.journal import ItemRecord, Journal
 from migrate.engine.verify import flags_for
 from migrate.errors import ExitCode, MigrateError
@@ -25,7 +25,7 @@ from migrate.model import Folder, MessageRef
 from migrate.plan import FolderPlan, Plan
 from migrate.progress import Progress, Reporter, silent
 from migrate.sources.base import Source, chunked
-from migrate.targets.base import Failure, Outcome, Target, TargetFolder, UploadItem, UploadResult
+from migrate.targets.base import ExistingMessage, Failure, Outcome, Target, TargetFolder, UploadItem, UploadResult
 
 SourceFactory = Callable[[], Source]
 TargetFactory = Callable[[], Target]
@@ -119,6 +119,15 @@ class Runner:
         self._stop = threading.Event()
         self._in_flight = 0
         self._pending_error: BaseException | None = None
+        # Bytes read but not yet uploaded, queued and in the uploaders' hands alike: the reader
+        # waits while they exceed the cap, so memory stays flat on a mailbox of any size.
+        self._held = 0
+        self._held_cap = 32 * 1024 * 1024
+        self._held_lock = threading.Condition()
+        # Target ids that stand for a source message in this run (sent, or claimed from the journal):
+        # a retry must not take one of them for another message.
+        self._known: set[str] = set()
+        self._known_lock = threading.Lock()
 
     # --- the whole run ---------------------------------------------------------------------
 
@@ -173,7 +182,14 @@ class Runner:
         else:
             there = target.ensure_folder(tuple(plan_folder.target), folder)
             # The target is listed when dedupe is on, or when an earlier run was killed mid-batch.
-            on_target = OnTarget(target, there) if (self.plan.dedupe or in_flight) else None
+            on_target = None
+            if self.plan.dedupe or in_flight:
+                sent, found = self.journal.claims(folder_id)
+                with self._known_lock:
+                    self._known |= sent
+                on_target = OnTarget(target, there, claimed=sent)
+                for message_id, size in found:
+                    on_target.claim(message_id, size)
         self.report(Progress("upload", plan_folder.source, 0, 0, total_items=None))
         reader = threading.Thread(target=self._read_folder, name="reader", daemon=True,
                                   args=(source, folder, plan_folder, folder_id, there, closed, in_flight,
@@ -194,7 +210,7 @@ class Runner:
                 elif kind == "died":  # an upload thread died: stop as a kill would, its batch left pending
                     raise payload
                 elif kind == "error":
-                    self._stop.set()
+                    self._halt()
                     reading = False
                     if not self._in_flight:
                         reader.join()
@@ -204,7 +220,7 @@ class Runner:
                                      outcome.bytes))
         except BaseException:
             # Never leave the reader behind (a kill, a dead uploader): it would go on reading a closed source.
-            self._stop.set()
+            self._halt()
             reader.join()
             raise
         reader.join()
@@ -234,7 +250,9 @@ class Runner:
                         records.append(ItemRecord(ref.key, "failed", None, ref.message_id, ref.size, ref.subject,
                                                   failure=Failure.TOO_LARGE.value,
                                                   reason=f"{ref.size:,} bytes: over the limit of {caps_limit:,}"))
-                    elif check and on_target is not None and on_target.take_listed(ref):
+                    # Where the target keeps raw bytes, sizes are compared on the CRLF bytes (after the
+                    # read): the listed size of an LF message would match the wrong copy.
+                    elif check and on_target is not None and not on_target.raw and on_target.take_listed(ref):
                         records.append(ItemRecord(ref.key, "skipped", None, ref.message_id, ref.size, ref.subject,
                                                   reason="already on the target"))
                     else:
@@ -255,21 +273,29 @@ class Runner:
                 if records:
                     self._events.put(("records", (folder_id, records)))
                 if items:
+                    self._hold(sum(len(i.raw) for i in items))
                     self._events.put(("batch", Batch(plan_folder, folder_id, there, items, subjects)))
-                    self._throttle_reader()
         except BaseException as exc:
             self._events.put(("error", exc))
             return
         self._events.put(("read-done", None))
 
-    def _throttle_reader(self) -> None:
-        # Keep at most a few batches ahead of the uploaders: memory stays flat on any mailbox.
-        limit = 2 * max(1, self.workers or 4)
-        while self._backlog() > limit and not self._stop.is_set():
-            time.sleep(0.005)
+    def _halt(self) -> None:
+        self._stop.set()
+        with self._held_lock:
+            self._held_lock.notify_all()
 
-    def _backlog(self) -> int:
-        return self._events.qsize() + self._uploads.qsize()
+    def _hold(self, size: int) -> None:
+        with self._held_lock:
+            # A batch larger than the cap still goes, alone, once everything before it is done.
+            self._held_lock.wait_for(lambda: self._held == 0 or self._held + size <= self._held_cap
+                                     or self._stop.is_set())
+            self._held += size
+
+    def _release(self, size: int) -> None:
+        with self._held_lock:
+            self._held -= size
+            self._held_lock.notify_all()
 
     def _wanted(self, source: Source, folder: Folder, closed: set[str], outcome: FolderOutcome) -> Iterator[MessageRef]:
         for ref in source.messages(folder):
@@ -304,6 +330,7 @@ class Runner:
             self._close_counts_dry(batch)
 
     def _close_counts_dry(self, batch: Batch) -> None:
+        self._release(sum(len(i.raw) for i in batch.items))
         outcome = self.result.folders[-1]
         outcome.created += len(batch.items)
         outcome.bytes += sum(len(i.raw) for i in batch.items)
@@ -311,6 +338,7 @@ class Runner:
     def _uploaded(self, outcome: FolderOutcome, batch: Batch, results: list[UploadResult],
                   on_target: OnTarget | None) -> None:
         self._in_flight -= 1
+        self._release(sum(len(i.raw) for i in batch.items))
         records: list[ItemRecord] = []
         again: list[UploadItem] = []
         waits: list[float] = []
@@ -322,8 +350,11 @@ class Runner:
                                           attempts=batch.attempt))
                 outcome.created += 1
                 outcome.bytes += len(item.raw)
-                if on_target is not None and result.target_id:
-                    on_target.known.add(result.target_id)
+                if result.target_id:
+                    with self._known_lock:
+                        self._known.add(result.target_id)
+                    if on_target is not None:
+                        on_target.known.add(result.target_id)
             elif result.outcome is Outcome.SKIPPED:
                 records.append(ItemRecord(base[0], "skipped", None, base[1], base[2], base[3], result.target_id,
                                           reason=result.reason or "already on the target", attempts=batch.attempt))
@@ -343,7 +374,7 @@ class Runner:
                                              "failure": failure.value, "reason": reason})
                 if failure is Failure.FATAL:
                     self.result.stopped = reason
-                    self._stop.set()
+                    self._halt()
         self.journal.close(batch.folder_id, records)  # the batch's outcomes land together
         if again:
             wait = self.retry.wait(batch.attempt, max(waits))
@@ -352,6 +383,8 @@ class Runner:
             retry = Batch(batch.folder, batch.folder_id, batch.target_folder, again, batch.subjects,
                           batch.attempt + 1, check_first=True)
             self._in_flight += 1
+            with self._held_lock:  # the retried items are held again until they are done
+                self._held += sum(len(i.raw) for i in again)
             threading.Timer(wait, self._uploads.put, args=(retry,)).start() if wait > 0 else self._uploads.put(retry)
 
     # --- upload threads --------------------------------------------------------------------
@@ -380,18 +413,49 @@ class Runner:
             if target is not None:
                 target.close()
 
+    def _arrived(self, target: Target, batch: Batch) -> dict[str, str | None]:
+        """The items of a batch that landed although their answer was lost: the first try may have
+        been stored before the connection dropped. Only copies no other source message stands for
+        count, and a message without Message-ID is known by its bytes (or received time on Exchange)."""
+        items = batch.items
+        raw = target.capabilities.keeps_raw_bytes
+        fresh: list[ExistingMessage] = []
+        with_id = {i.message_id for i in items if i.message_id}
+        if with_id:
+            fresh += [m for ms in target.find(batch.target_folder, with_id).values() for m in ms]
+        if len(with_id) < len(items) or any(not i.message_id for i in items):
+            fresh += [m for m in target.existing(batch.target_folder) if m.message_id is None]
+        arrived: dict[str, str | None] = {}
+        with self._known_lock:
+            fresh = [m for m in fresh if m.target_id not in self._known]
+            for item in items:
+                for message in fresh:
+                    if self._same(target, batch, item, message, raw):
+                        fresh.remove(message)
+                        self._known.add(message.target_id)
+                        arrived[item.key] = message.target_id
+                        break
+        return arrived
+
+    @staticmethod
+    def _same(target: Target, batch: Batch, item: UploadItem, message: ExistingMessage, raw: bool) -> bool:
+        if id_key(item.message_id) != id_key(message.message_id):
+            return False
+        if raw:
+            if message.size not in (0, len(item.raw)):
+                return False
+            return item.message_id is not None or (
+                content_sha256(target.read_back(batch.target_folder, message.target_id)) == content_sha256(item.raw))
+        if item.message_id is not None:
+            return True
+        return (item.received is not None and message.received is not None
+                and int(item.received.timestamp()) == int(message.received.timestamp()))
+
     def _upload(self, target: Target, batch: Batch) -> list[UploadResult]:
         items = batch.items
         arrived: dict[str, str | None] = {}
         if batch.check_first:
-            # The first try may have landed before the connection dropped: look before sending again.
-            found = target.find(batch.target_folder, {i.message_id for i in items if i.message_id})
-            for item in items:
-                for message in found.get(item.message_id or "", []):
-                    if message.size in (0, len(item.raw)) or not target.capabilities.keeps_raw_bytes:
-                        arrived[item.key] = message.target_id
-                        found[item.message_id or ""].remove(message)
-                        break
+            arrived = self._arrived(target, batch)
         send = [i for i in items if i.key not in arrived]
         sent = iter(target.upload(batch.target_folder, send) if send else [])
         return [UploadResult(i.key, Outcome.CREATED, target_id=arrived[i.key], reason="arrived on an earlier try")

@@ -140,7 +140,8 @@ class Target(ABC):
 
 TargetFactory = Callable[[SplitResult, str, TargetOptions], Target]
 _REGISTRY: dict[str, TargetFactory] = {}
-_BACKEND_MODULES = ("migrate.targets.imap", "migrate.targets.ews")
+# Only the backend a URL names is imported: exchangelib alone takes half a second to load.
+_BACKEND_MODULES = {"imap": "migrate.targets.imap", "imaps": "migrate.targets.imap", "ews": "migrate.targets.ews"}
 
 
 def register(*schemes: str) -> Callable[[TargetFactory], TargetFactory]:
@@ -152,21 +153,23 @@ def register(*schemes: str) -> Callable[[TargetFactory], TargetFactory]:
     return add
 
 
-def _load_backends() -> None:
-    for name in _BACKEND_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # a backend that is there but lacks a dependency must say so
-                raise
+def _load_backend(scheme: str) -> None:
+    name = _BACKEND_MODULES.get(scheme)
+    if name is None or scheme in _REGISTRY:
+        return
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:  # a backend that is there but lacks a dependency must say so
+            raise
 
 
 def open_target(url: str, options: TargetOptions | None = None) -> Target:
-    _load_backends()
     scheme = url.partition(":")[0].lower()
+    _load_backend(scheme)
     if scheme not in _REGISTRY:
         raise UsageError(f"unknown target kind {scheme!r} in {url!r}",
-                         hint="use one of: " + ", ".join(sorted(_REGISTRY)))
+                         hint="use one of: " + ", ".join(sorted(_BACKEND_MODULES)))
     parts = urlsplit(url)
     if parts.password is not None:
         raise UsageError("a password inside the target URL is refused: it would be kept in shell history",
