@@ -233,6 +233,24 @@ def test_rejected_item_fails_alone(tenant: Sandbox, config_dir: Path) -> None:
     assert results[1].failure is Failure.REJECTED
 
 
+def test_a_full_mailbox_is_fatal_and_stops_the_run(tenant: Sandbox, config_dir: Path) -> None:
+    """ErrorQuotaExceeded: no later message can fit either, so the engine stops rather than fail them all."""
+    from migrate.copy import copy_mailbox
+    from tests.targets.fakes import MemorySource, message
+
+    tenant.inject(Fault.item_error("ErrorQuotaExceeded", item_index=1))
+    with _open(tenant, config_dir) as target:
+        folder = target.ensure_folder(("Fullt",))
+        results = target.upload(folder, _items()[:3])
+    assert results[1].outcome is Outcome.FAILED and results[1].failure is Failure.FATAL
+    tenant.inject(Fault.item_error("ErrorQuotaExceeded", item_index=0))
+    source = MemorySource({("INBOX",): [message(n) for n in range(5)]})
+    with _open(tenant, config_dir) as target:
+        result = copy_mailbox(source, target)
+    assert result.stopped and "quota" in result.stopped.lower()
+    assert int(result.exit_code) == 1
+
+
 def test_rebuilt_mime_still_verifies_by_properties(sandbox_factory: object, config_dir: Path) -> None:
     sb = _populate(sandbox_factory(rebuild_mime=True))  # type: ignore[operator]
     items = [i for i in _items() if i.message_id][:5]
