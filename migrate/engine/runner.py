@@ -122,7 +122,7 @@ class Runner:
         # Bytes read but not yet uploaded, queued and in the uploaders' hands alike: the reader
         # waits while they exceed the cap, so memory stays flat on a mailbox of any size.
         self._held = 0
-        self._held_cap = 32 * 1024 * 1024
+        self._held_cap = 16 * 1024 * 1024
         self._held_lock = threading.Condition()
         # Target ids that stand for a source message in this run (sent, or claimed from the journal):
         # a retry must not take one of them for another message.
