@@ -80,10 +80,12 @@ def plan_migration(source: Connection, target: Connection, filters: Filters | No
 
 
 def run_plan(plan: Plan, journal_path: Path, workers: int | None = None, dry_run: bool = False,
-             report: Reporter = silent) -> RunResult:
+             report: Reporter = silent, retry_failed: bool = False) -> RunResult:
     journal = Journal(journal_path) if not dry_run else Journal(Path(":memory:"))
     try:
         journal.set_meta("plan", plan.model_dump_json())
+        if retry_failed:
+            journal.reopen_failed()
         result = Runner(plan, lambda: open_plan_source(plan), lambda: open_plan_target(plan), journal,
                         report=report, workers=workers, dry_run=dry_run).run()
         if not dry_run:

@@ -141,6 +141,8 @@ def run(
     workers: Annotated[int | None, typer.Option("-j", "--workers", min=1, max=32,
                                                 help="Parallel uploads (default: the target's limit).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Read and check everything, upload nothing.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try again the messages the target refused "
+                                               "(passing failures are always tried again).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     log_json: Annotated[Path | None, typer.Option("--log-json", metavar="FILE",
                                                   help="Write progress events as JSON lines.")] = None,
@@ -176,7 +178,7 @@ def run(
             _state_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
             journal = _state_dir() / f"{key}.sqlite"
     with event_log(log_json) as log, live_progress(console, "Upload", disable=quiet, also=log) as report:
-        result = run_plan(made, journal, workers=workers, dry_run=dry_run, report=report)
+        result = run_plan(made, journal, workers=workers, dry_run=dry_run, report=report, retry_failed=retry_failed)
     _write_json(json_file, result.as_json())
     table = Table(title=f"{'Dry run' if dry_run else 'Run'}: {escape(result.source)} → {escape(result.target)}",
                   title_justify="left", box=box.SIMPLE_HEAD)

@@ -151,8 +151,11 @@ class Journal:
         return int(row[0])
 
     def closed_keys(self, folder_id: int) -> set[str]:
+        # A passing failure (the server busy, the connection gone, tries used up) is tried again
+        # by the next run; a message the target refused stays failed until --retry-failed.
         rows = self.db.execute(
-            "SELECT source_key FROM items WHERE folder_id=? AND status IN ('done', 'skipped', 'failed')",
+            "SELECT source_key FROM items WHERE folder_id=? AND (status IN ('done', 'skipped') "
+            "OR (status = 'failed' AND coalesce(failure, '') != 'retry'))",
             (folder_id,),
         )
         return {r[0] for r in rows}

@@ -174,6 +174,8 @@ def to_crlf(raw: bytes) -> bytes:
 # (or no verification, with `insecure`) and leaves every other endpoint as requests would have it.
 
 _VERIFY: dict[str, str | bool] = {}
+_USERS: dict[str, int] = {}  # open targets per origin: the entry goes when the last one closes
+_VERIFY_LOCK = threading.Lock()
 
 
 def _origin(url: str) -> str:
@@ -196,7 +198,22 @@ def _trust(endpoint: str, options: TargetOptions) -> None:
         if BaseProtocol.HTTP_ADAPTER_CLS is not requests.adapters.HTTPAdapter:
             raise UsageError("another adapter is already installed for exchangelib; cannot set a CA for EWS")
         BaseProtocol.HTTP_ADAPTER_CLS = EndpointCAAdapter
-    _VERIFY[_origin(endpoint)] = False if options.insecure else str(options.ca_file)
+    origin = _origin(endpoint)
+    with _VERIFY_LOCK:
+        _VERIFY[origin] = False if options.insecure else str(options.ca_file)
+        _USERS[origin] = _USERS.get(origin, 0) + 1
+
+
+def _untrust(endpoint: str) -> None:
+    # A later server on the same host and port (another sandbox, a test) has another CA.
+    origin = _origin(endpoint)
+    with _VERIFY_LOCK:
+        if origin not in _USERS:
+            return
+        _USERS[origin] -= 1
+        if _USERS[origin] <= 0:
+            del _USERS[origin]
+            _VERIFY.pop(origin, None)
 
 
 class TokenCredentials(OAuth2AuthorizationCodeCredentials):
@@ -338,6 +355,7 @@ class EwsTarget(Target):
         self._folders: dict[str, Folder] = {}
         register_properties()
         _trust(place.endpoint, options)
+        self._trusted = options.ca_file is not None or options.insecure
 
     # connection and errors
 
@@ -617,6 +635,9 @@ class EwsTarget(Target):
                 log.debug("closing EWS sessions: %s", type(exc).__name__)
             self._account = None
         self._folders.clear()
+        if self._trusted:
+            _untrust(self.where.endpoint)
+            self._trusted = False
 
 
 def close_all() -> None:
