@@ -313,3 +313,12 @@ def test_an_lf_message_does_not_take_another_copy_of_its_message_id() -> None:
     machine.target.kill_after = 2  # both land, neither is closed
     assert not machine.run(dedupe=True)
     settle(machine)  # the LF one is matched with the CRLF one's copy, which is then sent again
+
+
+def test_a_message_whose_retries_ran_out_is_sent_by_the_next_run() -> None:
+    machine = Migration()
+    machine.add(("INBOX",), "plain", lf=False)
+    machine.run(dedupe=True, retry={"INBOX:0": [0.0, 0.0, 0.0]})  # busy on every one of its 3 tries
+    statuses = {record.source_key: (record.status, record.failure) for _, record in machine.journal.items()}
+    assert statuses["INBOX:0"] == ("failed", "retry")
+    settle(machine)  # the next run tries it again, and it arrives once
