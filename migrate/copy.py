@@ -14,13 +14,13 @@ message arrived after all: a dropped connection does not tell whether the APPEND
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrate.crlf import to_crlf
 from migrate.errors import ExitCode, UnreachableError
 from migrate.mapping import target_path
 from migrate.model import Folder, MessageRef
@@ -35,15 +35,6 @@ from migrate.targets.base import (
     UploadItem,
     UploadResult,
 )
-
-_LINE_ENDS = re.compile(rb"\r\n|\r|\n")
-
-
-def to_crlf(raw: bytes) -> bytes:
-    """CRLF line endings: what every target stores, so sizes and hashes are compared on these bytes."""
-    if raw.count(b"\n") == raw.count(b"\r\n") == raw.count(b"\r"):
-        return raw
-    return _LINE_ENDS.sub(b"\r\n", raw)
 
 
 def id_key(message_id: str | None) -> str | None:

@@ -49,6 +49,7 @@ from exchangelib import (
 from exchangelib.credentials import OAuth2AuthorizationCodeCredentials
 from exchangelib.protocol import close_connections
 
+from migrate.crlf import to_crlf
 from migrate.errors import (
     AuthError,
     MigrateError,
@@ -158,15 +159,6 @@ def register_properties() -> None:
         for name, cls in _PROPERTIES.items():
             if name not in known:
                 Message.register(name, cls)
-
-
-_LINE_ENDS = re.compile(rb"\r\n|\r|\n")
-
-
-def to_crlf(raw: bytes) -> bytes:
-    if raw.count(b"\n") == raw.count(b"\r\n") == raw.count(b"\r"):
-        return raw
-    return _LINE_ENDS.sub(b"\r\n", raw)
 
 
 # TLS: requests lets REQUESTS_CA_BUNDLE override Session.verify, and exchangelib makes its own sessions. Its

@@ -43,6 +43,7 @@ from urllib.parse import SplitResult, unquote
 import imapclient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
+from migrate.crlf import to_crlf
 from migrate.errors import AuthError, ProtocolError, TLSError, UnreachableError, UsageError, UserError
 from migrate.mapping import WELL_KNOWN
 from migrate.model import Folder, FolderRole
@@ -84,7 +85,6 @@ HEADER_ITEM = b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"
 LISTING_ITEMS = [b"UID", b"RFC822.SIZE", b"FLAGS", b"INTERNALDATE", HEADER_ITEM]
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) ([0-9:,]+)\]", re.IGNORECASE)
 _BACKOFF = re.compile(r"backoff time:\s*(\d+)\s*milliseconds", re.IGNORECASE)
-_LINE_ENDS = re.compile(rb"\r\n|\r|\n")
 _TIMING = re.compile(r"\s*\(\d+\.\d+( \+ \d+\.\d+)* secs\)")  # Dovecot's "(0.001 + 0.000 secs)"
 # Dovecot: "Character not allowed in mailbox name: '.'" (Maildir++), "Name must not have '/' characters".
 _NOT_ALLOWED = re.compile(r"(?:not allowed in mailbox name: |must not have )'(.)'", re.IGNORECASE)
@@ -92,13 +92,6 @@ _NOT_ALLOWED = re.compile(r"(?:not allowed in mailbox name: |must not have )'(.)
 _LOST = (IMAPClientAbortError, OSError)
 
 T = TypeVar("T")
-
-
-def to_crlf(raw: bytes) -> bytes:
-    """CRLF line endings, as IMAP servers require (imaplib's own APPEND does the same)."""
-    if raw.count(b"\n") == raw.count(b"\r\n") == raw.count(b"\r"):
-        return raw
-    return _LINE_ENDS.sub(b"\r\n", raw)
 
 
 @dataclass(frozen=True)
