@@ -212,7 +212,14 @@ def measured(tool: Callable[..., dict[str, float]], dovecot: Dovecot, *args: obj
 
 def run_ours(port: int, ca: str, source: str, target: str, work: Path) -> dict[str, float]:
     env = {**os.environ, "SRC_PW": SOURCE_PW, "TGT_PW": TARGET_PW}
-    argv = [sys.executable, "-m", "migrate", "run", f"imaps://{source}@127.0.0.1:{port}",
+    # O365M_BENCH_PROFILE=DIR keeps a cProfile of each of our runs there (for finding where time goes).
+    # O365M_BENCH_PYSPY=DIR samples every thread with py-spy (flame-graph input, idle time left out).
+    profile = os.environ.get("O365M_BENCH_PROFILE")
+    spy = os.environ.get("O365M_BENCH_PYSPY")
+    runner = ["-m", "cProfile", "-o", str(Path(profile) / f"{target}.prof")] if profile else []
+    wrapper = ([shutil.which("py-spy") or "py-spy", "record", "-f", "raw", "-r", "250", "-o",
+                str(Path(spy) / f"{target}.txt"), "--"] if spy else [])
+    argv = [*wrapper, sys.executable, *runner, "-m", "migrate", "run", f"imaps://{source}@127.0.0.1:{port}",
             "--to", f"imaps://{target}@127.0.0.1:{port}", "--journal", str(work / f"{target}.sqlite"), "-q",
             "--password-env", "SRC_PW", "--ca-file", ca, "--target-password-env", "TGT_PW", "--target-ca-file", ca]
     return timed(argv, env, work / f"{target}.log")

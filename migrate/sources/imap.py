@@ -5,23 +5,22 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import SplitResult
 
 import imapclient
+from imapclient import imap_utf7
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from migrate.errors import AuthError, ProtocolError, TLSError, UserError
+from migrate.imapwire import Wire, WireNo, quote
 from migrate.model import Folder, MessageRef
 from migrate.sources.base import Capabilities, Source, SourceOptions, chunked, register
 from migrate.sources.connect import Endpoint, endpoint, login_refused, network_errors, tls_context
 from migrate.sources.headers import header_facts
 from migrate.sources.roles import role_for
 
-HEADER_ITEM = b"BODY[HEADER.FIELDS (MESSAGE-ID DATE SUBJECT)]"
-LISTING_ITEMS = [
-    b"UID", b"RFC822.SIZE", b"FLAGS", b"INTERNALDATE", b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE SUBJECT)]"
-]
+HEADER_FIELDS = b"MESSAGE-ID DATE SUBJECT"
 
 
 def connect(where: Endpoint, options: SourceOptions) -> imapclient.IMAPClient:
@@ -62,6 +61,29 @@ def connect(where: Endpoint, options: SourceOptions) -> imapclient.IMAPClient:
     return client
 
 
+def open_wire(where: Endpoint, options: SourceOptions) -> Wire:
+    """A second, lean connection for listing and reading (migrate.imapwire says why)."""
+    with network_errors(where):
+        context = tls_context(options) if where.implicit_tls or not options.insecure else None
+        wire = Wire.open(where.host, where.port, where.implicit_tls, context, options.timeout,
+                         starttls=not where.implicit_tls and not options.insecure)
+        secret = options.secret() if options.secret else ""
+        try:
+            if options.auth == "xoauth2":
+                wire.xoauth2(where.user, secret)
+            elif options.auth == "plain":
+                wire.authenticate("PLAIN", f"\0{where.user}\0{secret}".encode())
+            else:
+                wire.login(where.user, secret)
+        except WireNo as exc:
+            wire.close()
+            raise login_refused(where, exc.text.replace(secret, "***") if secret else exc.text) from None
+        except BaseException:
+            wire.close()
+            raise
+    return wire
+
+
 def _server_text(exc: Exception) -> str:
     text = str(exc)
     if text.startswith("b'") or text.startswith('b"'):
@@ -72,7 +94,6 @@ def _server_text(exc: Exception) -> str:
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
-    # imapclient gives naive local time unless asked; we ask for aware values below.
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -85,8 +106,10 @@ class ImapSource(Source):
         self.url = url
         self.options = options
         self._client: imapclient.IMAPClient | None = None
+        self._wire: Wire | None = None
         self._selected: str | None = None
         self._uidvalidity: int | None = None
+        self._exists = 0
 
     @property
     def client(self) -> imapclient.IMAPClient:
@@ -115,21 +138,36 @@ class ImapSource(Source):
         result.sort(key=lambda f: (f.path[0] != "INBOX", [p.casefold() for p in f.path]))
         return result
 
+    @property
+    def wire(self) -> Wire:
+        if self._wire is None:
+            self._wire = open_wire(self.where, self.options)
+            self._selected = None
+        return self._wire
+
     def _examine(self, folder: Folder) -> int:
         if self._selected != folder.locator:
             with network_errors(self.where):
                 try:
-                    info = self.client.select_folder(folder.locator, readonly=True)  # EXAMINE
-                except IMAPClientError as exc:
+                    self._uidvalidity, self._exists = self.wire.examine(quote(imap_utf7.encode(folder.locator)))
+                except WireNo as exc:
                     raise UserError(
-                        f"cannot open folder {folder.name!r} on {self.where.host}: {_server_text(exc)}",
+                        f"cannot open folder {folder.name!r} on {self.where.host}: {exc.text[:200]}",
                         hint="check the folder name; run inventory to list folders",
                     ) from None
+                except BaseException:
+                    self._drop_wire()
+                    raise
             self._selected = folder.locator
-            self._uidvalidity = int(info.get(b"UIDVALIDITY", 0))
-            self._exists = int(info.get(b"EXISTS", 0))
         assert self._uidvalidity is not None
         return self._uidvalidity
+
+    def _drop_wire(self) -> None:
+        """Forget a connection that failed mid-command: its next answer cannot be trusted."""
+        if self._wire is not None:
+            self._wire.close()
+        self._wire = None
+        self._selected = None
 
     def messages(self, folder: Folder) -> Iterator[MessageRef]:
         if not folder.selectable:
@@ -139,31 +177,29 @@ class ImapSource(Source):
         step = self.options.listing_chunk
         for start in range(1, total + 1, step):
             end = min(start + step - 1, total)
+            # Sequence numbers stream the folder in order without a UID SEARCH first; a chunk at a
+            # time keeps memory flat whatever the folder's size.
             with network_errors(self.where):
-                # Sequence numbers stream the folder in order without a UID SEARCH first.
-                # imapclient takes ids, not ranges, so a chunk is capped to keep the command
-                # under the line lengths servers accept (Exchange: about 10,500 characters).
-                self.client.use_uid = False
                 try:
-                    data = self.client.fetch(list(range(start, end + 1)), LISTING_ITEMS)
-                finally:
-                    self.client.use_uid = True
-            for seq in sorted(data):
-                yield self._ref(uidvalidity, data[seq])
-
-    def _ref(self, uidvalidity: int, item: dict[bytes, Any]) -> MessageRef:
-        header = item.get(HEADER_ITEM) or b""
-        facts = header_facts(header)
-        return MessageRef(
-            key=f"{uidvalidity}:{item[b'UID']}",
-            size=int(item.get(b"RFC822.SIZE", 0)),
-            flags=frozenset(_text(f) for f in item.get(b"FLAGS", ()) if _text(f).lower() != "\\recent"),
-            internal_date=_utc(item.get(b"INTERNALDATE")),
-            message_id=facts.message_id,
-            date=facts.date,
-            subject=facts.subject,
-            header_problems=facts.problems,
-        )
+                    listed = sorted(self.wire.listing(b"%d:%d" % (start, end), HEADER_FIELDS), key=lambda x: x.seq)
+                except WireNo as exc:
+                    raise ProtocolError(
+                        f"{self.where.host} refused to list {folder.name!r}: {exc.text[:200]}") from None
+                except BaseException:
+                    self._drop_wire()
+                    raise
+            for row in listed:
+                facts = header_facts(row.header)
+                yield MessageRef(
+                    key=f"{uidvalidity}:{row.uid}",
+                    size=row.size,
+                    flags=frozenset(f for f in row.flags if f.lower() != "\\recent"),
+                    internal_date=_utc(row.internal_date),
+                    message_id=facts.message_id,
+                    date=facts.date,
+                    subject=facts.subject,
+                    header_problems=facts.problems,
+                )
 
     def read(self, folder: Folder, refs: Sequence[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
         uidvalidity = self._examine(folder)
@@ -177,14 +213,38 @@ class ImapSource(Source):
                         hint="plan the migration again; already moved messages are recognised",
                     )
                 by_uid[int(uid_text)] = ref
+            order = list(by_uid)
+            early: dict[int, bytes] = {}  # bodies that came before the one due next (servers may reorder)
+            due = 0
             with network_errors(self.where):
-                data = self.client.fetch(list(by_uid), [b"BODY.PEEK[]"])
-            for uid, ref in by_uid.items():
-                if uid not in data:
-                    raise ProtocolError(f"message {ref.key} vanished from {folder.name!r} during the read")
-                yield ref, data[uid][b"BODY[]"]
+                try:
+                    for uid, body in self.wire.bodies(order):
+                        if uid not in by_uid:
+                            continue
+                        early[uid] = body
+                        while due < len(order) and order[due] in early:
+                            uid_due = order[due]
+                            yield by_uid[uid_due], early.pop(uid_due)
+                            due += 1
+                except WireNo as exc:
+                    raise ProtocolError(f"{self.where.host} refused to read from {folder.name!r}: "
+                                        f"{exc.text[:200]}") from None
+                except GeneratorExit:
+                    # The consumer stopped mid-stream: the rest of the answer is still on the wire.
+                    self._drop_wire()
+                    raise
+                except BaseException:
+                    self._drop_wire()
+                    raise
+            if due < len(order):
+                missing = by_uid[order[due]]
+                raise ProtocolError(f"message {missing.key} vanished from {folder.name!r} during the read")
 
     def close(self) -> None:
+        if self._wire is not None:
+            with contextlib.suppress(Exception):
+                self._wire.logout()
+            self._wire = None
         if self._client is not None:
             # Closing a dead connection must not hide the error that killed it.
             with contextlib.suppress(Exception):

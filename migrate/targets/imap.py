@@ -8,22 +8,21 @@ TargetOptions.extra:
   exchange_online=1    behave as for Exchange Online (set for *outlook.office365.com*): MIME is
                        rebuilt on read, 45 MB per APPEND, \\Flagged stored again after APPEND
   max_message_bytes=N  larger messages fail as TOO_LARGE without being sent
-  multiappend=0        one APPEND per message even where the server offers MULTIAPPEND
+  pipeline=0           wait for each APPEND's answer before sending the next
   throttle_wait=S      seconds to back off when throttled without a suggested time (300)
 
-How messages go up. imapclient's public `append()` goes through imaplib, which sends one message,
-waits for the server's "+" before the literal and then for the tagged answer: two round trips per
-message. Its public `multiappend()` sends a batch in one APPEND command (RFC 3502) and sends the
-literals with LITERAL+ when the server offers it, so a batch costs one round trip. No public call
-pipelines separate APPENDs, so this module uses MULTIAPPEND where the server offers it and one
-APPEND per message elsewhere (Exchange Online offers no MULTIAPPEND), always on one connection
-that stays open and selects nothing for APPEND. MULTIAPPEND is all or nothing: when the server
-refuses a batch for a reason that may concern one message, the batch goes again one APPEND at a
-time, so each message gets its own outcome and nothing is stored twice. Each upload() first
-checks with NOOP (one round trip a batch) that the connection still answers, and opens a new one
-if not. Measured on loopback against the test Dovecot, 2,000 messages of 3.7 KB in batches of
-100: MULTIAPPEND 1,200-3,000 messages/s, one APPEND each 240-410 messages/s; over a network each
-APPEND adds two round trips (at 20 ms, at most 25 messages/s), a MULTIAPPEND batch one.
+How messages go up. imapclient's `append()` goes through imaplib, which waits for the server's
+"+" before each literal and then for the tagged answer (two round trips a message), and its
+`multiappend()` is all or nothing. So messages go up on a second, lean connection
+(migrate.imapwire): one APPEND per message, pipelined with LITERAL+ where the server offers it
+(Dovecot, Exchange Online), so a batch costs one round trip and each message still gets its own
+outcome and APPENDUID; without LITERAL+ each literal waits for "+". imapclient keeps the folders,
+SEARCH and STORE. A connection idle for a while is checked with NOOP before a batch, and a lost
+one is opened again by the next batch; the messages whose answers were lost come back as RETRY,
+and the engine looks for them on the target before it sends them again.
+
+TargetOptions.extra `pipeline=0` sends one message at a time and waits for each answer (for a
+server that mishandles pipelining); `multiappend=0`, its older name, does the same.
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ import logging
 import re
 import socket
 import ssl
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -41,10 +41,12 @@ from typing import Any, TypeVar
 from urllib.parse import SplitResult, unquote
 
 import imapclient
+from imapclient import imap_utf7
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from migrate.crlf import to_crlf
 from migrate.errors import AuthError, ProtocolError, TLSError, UnreachableError, UsageError, UserError
+from migrate.imapwire import Appended, Wire, WireNo, quote
 from migrate.mapping import WELL_KNOWN
 from migrate.model import Folder, FolderRole
 from migrate.targets.base import (
@@ -83,7 +85,7 @@ INBOX_NAME = WELL_KNOWN[FolderRole.INBOX].casefold()
 
 HEADER_ITEM = b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"
 LISTING_ITEMS = [b"UID", b"RFC822.SIZE", b"FLAGS", b"INTERNALDATE", HEADER_ITEM]
-_APPENDUID = re.compile(rb"\[APPENDUID (\d+) ([0-9:,]+)\]", re.IGNORECASE)
+IDLE_CHECK = 30.0  # seconds a connection may sit unused before a NOOP checks it before a batch
 _BACKOFF = re.compile(r"backoff time:\s*(\d+)\s*milliseconds", re.IGNORECASE)
 _TIMING = re.compile(r"\s*\(\d+\.\d+( \+ \d+\.\d+)* secs\)")  # Dovecot's "(0.001 + 0.000 secs)"
 # Dovecot: "Character not allowed in mailbox name: '.'" (Maildir++), "Name must not have '/' characters".
@@ -338,7 +340,10 @@ class ImapTarget(Target):
             keeps_internal_date=True,
             max_message_bytes=configured or (EXCHANGE_ONLINE_MAX if where.exchange_online else None),
         )
-        self._multiappend_allowed = extra.get("multiappend", "1") not in ("0", "no", "false", "off")
+        self._pipeline = all(extra.get(name, "1") not in ("0", "no", "false", "off")
+                             for name in ("pipeline", "multiappend"))
+        self._wire: Wire | None = None
+        self._wire_used = 0.0
         self._client: imapclient.IMAPClient | None = None
         self._server_caps: frozenset[bytes] = frozenset()
         self._selected: tuple[str, bool] | None = None
@@ -506,27 +511,53 @@ class ImapTarget(Target):
 
     # --- upload ---------------------------------------------------------------------------
 
-    def _limit(self) -> int | None:
-        limits = [self.capabilities.max_message_bytes]
-        for cap in self._server_caps:
-            if cap.startswith(b"APPENDLIMIT="):  # RFC 7889
-                limits.append(int(cap.partition(b"=")[2]))
-        known = [n for n in limits if n]
-        return min(known) if known else None
-
-    def _ready(self) -> str | None:
-        """Make sure a connection is open and answers; why it cannot be, or None."""
-        if self._client is not None:
+    def _open_wire(self) -> Wire:
+        secret = ""
+        with network_errors(self.where):
+            insecure = self.options.insecure and not self.where.implicit_tls
+            wire = Wire.open(self.where.host, self.where.port, self.where.implicit_tls,
+                             None if insecure else tls_context(self.options), self.options.timeout,
+                             starttls=not self.where.implicit_tls and not insecure)
             try:
-                self._client.noop()
-                return None
-            except (*_LOST, IMAPClientError):
-                self._drop()
-        try:
-            self.client  # noqa: B018 - connects
-        except UnreachableError as exc:
-            return exc.message
-        return None
+                if self.options.token is not None:
+                    secret = self.options.token()
+                    wire.xoauth2(self.where.user, secret)
+                else:
+                    secret = self.options.secret() if self.options.secret else ""
+                    wire.login(self.where.user, secret)
+            except WireNo as exc:
+                wire.close()
+                text = _server_text(exc.text, [secret])
+                raise AuthError(f"{self.where.host} refused the sign-in for {self.where.user}"
+                                + (f": {text}" if text else ""),
+                                hint="check the target's password or token") from None
+            except BaseException:
+                wire.close()
+                raise
+        return wire
+
+    def _drop_wire(self) -> None:
+        if self._wire is not None:
+            with suppress(Exception):  # it is broken already; the caller says why
+                self._wire.close()
+        self._wire = None
+
+    def _ready_wire(self) -> Wire | str:
+        """The upload connection, checked with NOOP when it sat idle; or why there is none."""
+        if self._wire is not None and self._wire.closed_by_server():
+            self._drop_wire()  # a restart or a kick: found without a round trip
+        if self._wire is not None and time.monotonic() - self._wire_used > IDLE_CHECK:
+            try:
+                Wire.check(self._wire.command(b"NOOP"))
+            except (OSError, WireNo, ConnectionError):
+                self._drop_wire()
+        if self._wire is None:
+            try:
+                self._wire = self._open_wire()
+            except UnreachableError as exc:
+                return exc.message
+            self._wire_used = time.monotonic()
+        return self._wire
 
     def upload(self, folder: TargetFolder, items: Sequence[UploadItem]) -> list[UploadResult]:
         if not items:
@@ -536,10 +567,10 @@ class ImapTarget(Target):
         for index, item in enumerate(items):
             flags = sorted({KEPT_FLAGS[f.lower()] for f in item.flags if f.lower() in KEPT_FLAGS})
             pending.append(_Pending(index, item, to_crlf(item.raw), flags))
-        problem = self._ready()
-        if problem is not None:
-            return [UploadResult(item.key, Outcome.FAILED, failure=Failure.RETRY, reason=problem) for item in items]
-        limit = self._limit()
+        wire = self._ready_wire()
+        if isinstance(wire, str):
+            return [UploadResult(item.key, Outcome.FAILED, failure=Failure.RETRY, reason=wire) for item in items]
+        limit = self._limit(wire)
         sendable = []
         for entry in pending:
             if limit is not None and len(entry.raw) > limit:
@@ -550,81 +581,50 @@ class ImapTarget(Target):
             else:
                 sendable.append(entry)
         if sendable:
-            multi = self._multiappend_allowed and len(sendable) > 1 and b"MULTIAPPEND" in self._server_caps
-            if not multi or not self._append_many(folder, sendable, results):
-                self._append_each(folder, sendable, results)
+            self._append(wire, folder, sendable, results)
             if self.where.exchange_online:
                 self._flag_again(folder, sendable, results)
         return [r if r is not None else UploadResult(items[i].key, Outcome.FAILED, failure=Failure.RETRY,
                                                      reason="not sent") for i, r in enumerate(results)]
 
-    def _created(self, entry: _Pending, uidvalidity: int | None, uid: int | None) -> UploadResult:
-        target_id = f"{uidvalidity}:{uid}" if uidvalidity is not None and uid is not None else None
-        return UploadResult(entry.item.key, Outcome.CREATED, target_id=target_id)
+    def _limit(self, wire: Wire) -> int | None:
+        limits = [self.capabilities.max_message_bytes]
+        for cap in wire.capabilities:
+            if cap.startswith(b"APPENDLIMIT="):  # RFC 7889
+                with suppress(ValueError):
+                    limits.append(int(cap.partition(b"=")[2]))
+        known = [n for n in limits if n]
+        return min(known) if known else None
 
-    def _append_many(self, folder: TargetFolder, batch: list[_Pending], results: list[UploadResult | None]) -> bool:
-        """One MULTIAPPEND for the batch; False when it must go again one message at a time."""
-        messages: list[dict[str, Any]] = []
-        for entry in batch:
-            message: dict[str, Any] = {"msg": entry.raw, "flags": entry.flags}
-            if entry.item.received is not None:
-                message["date"] = _aware(entry.item.received)
-            messages.append(message)
-        try:
-            typ, data = self.client.multiappend(folder.id, messages)
-        except _LOST as exc:
-            self._drop()
-            for entry in batch:
-                results[entry.index] = UploadResult(
-                    entry.item.key, Outcome.FAILED, failure=Failure.RETRY,
-                    reason=f"the connection was lost during the upload ({exc.__class__.__name__})")
-            return True
-        except IMAPClientError as exc:  # BAD: the command as a whole was refused
-            typ, data = "BAD", [str(exc).encode()]
-        answer = data[0] if data and isinstance(data[0], bytes) else b""
-        if typ == "OK":
-            found = _APPENDUID.search(answer)
-            uids = _uid_set(found.group(2)) if found else []
-            validity = int(found.group(1)) if found else None
-            for n, entry in enumerate(batch):
-                results[entry.index] = self._created(entry, validity, uids[n] if len(uids) == len(batch) else None)
-            return True
-        text = _server_text(answer)
+    def _append(self, wire: Wire, folder: TargetFolder, batch: list[_Pending],
+                results: list[UploadResult | None]) -> None:
+        mailbox = quote(imap_utf7.encode(folder.id))
+        messages = [(entry.flags, _aware(entry.item.received), entry.raw) for entry in batch]
+        if self._pipeline:
+            answers = wire.append_many(mailbox, messages)
+        else:
+            answers = []
+            for message in messages:
+                answers.append(wire.append_many(mailbox, [message], pipeline=False)[0])
+                if answers[-1].status == "LOST":
+                    answers += [Appended("LOST", "not sent: " + answers[-1].text)] * (len(messages) - len(answers))
+                    break
+        self._wire_used = time.monotonic()
+        if any(answer.status == "LOST" for answer in answers):
+            self._drop_wire()
+        for entry, answer in zip(batch, answers, strict=True):
+            results[entry.index] = self._result(entry, answer)
+
+    def _result(self, entry: _Pending, answer: Appended) -> UploadResult:
+        key = entry.item.key
+        if answer.status == "OK":
+            target_id = f"{answer.uidvalidity}:{answer.uid}" if answer.uid is not None else None
+            return UploadResult(key, Outcome.CREATED, target_id=target_id)
+        if answer.status == "LOST":
+            return UploadResult(key, Outcome.FAILED, failure=Failure.RETRY, reason=answer.text)
+        text = _server_text(answer.text)
         failure, wait = classify(text, self._throttle_wait)
-        if failure in (Failure.REJECTED, Failure.TOO_LARGE):
-            return False  # it may be one message: find out which, one at a time
-        for entry in batch:
-            results[entry.index] = UploadResult(entry.item.key, Outcome.FAILED, failure=failure,
-                                                retry_after=wait, reason=text)
-        return True
-
-    def _append_each(self, folder: TargetFolder, batch: list[_Pending], results: list[UploadResult | None]) -> None:
-        stop: UploadResult | None = None  # once the connection is gone, or the server says stop
-        for entry in batch:
-            if stop is not None:
-                results[entry.index] = UploadResult(entry.item.key, Outcome.FAILED, failure=stop.failure,
-                                                    retry_after=stop.retry_after, reason=f"not sent: {stop.reason}")
-                continue
-            try:
-                answer = self.client.append(folder.id, entry.raw, flags=entry.flags,
-                                            msg_time=_aware(entry.item.received))
-            except _LOST as exc:
-                self._drop()
-                stop = UploadResult(entry.item.key, Outcome.FAILED, failure=Failure.RETRY,
-                                    reason=f"the connection was lost during the upload ({exc.__class__.__name__})")
-                results[entry.index] = stop
-                continue
-            except IMAPClientError as exc:
-                text = _server_text(exc)
-                failure, wait = classify(text, self._throttle_wait)
-                results[entry.index] = UploadResult(entry.item.key, Outcome.FAILED, failure=failure,
-                                                    retry_after=wait, reason=text)
-                if failure in (Failure.RETRY, Failure.FATAL):
-                    stop = results[entry.index]
-                continue
-            found = _APPENDUID.search(answer if isinstance(answer, bytes) else b"")
-            results[entry.index] = self._created(
-                entry, int(found.group(1)) if found else None, _uid_set(found.group(2))[0] if found else None)
+        return UploadResult(key, Outcome.FAILED, failure=failure, retry_after=wait, reason=text)
 
     def _flag_again(self, folder: TargetFolder, batch: list[_Pending], results: list[UploadResult | None]) -> None:
         """Exchange Online is reported to drop \\Flagged given in APPEND: STORE it on the new UIDs."""
@@ -721,6 +721,10 @@ class ImapTarget(Target):
         return body
 
     def close(self) -> None:
+        if self._wire is not None:
+            with suppress(Exception):  # closing a dead connection must not hide the real error
+                self._wire.logout()
+            self._wire = None
         if self._client is not None:
             with suppress(Exception):  # closing a dead connection must not hide the real error
                 self._client.logout()

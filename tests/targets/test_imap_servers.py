@@ -60,12 +60,13 @@ def test_xoauth2_signs_in_and_the_token_is_asked_again_on_reconnect(oauth_doveco
         folder = target.ensure_folder(("Inbox", "Från Gmail"))
         raw = b"Message-ID: <x@example.se>\r\nSubject: hej\r\n\r\nhej\r\n"
         [first] = target.upload(folder, [UploadItem("a", raw, frozenset({"\\Seen"}), None)])
+        assert len(asked) == 2  # folders and uploads go on two connections, each signed in
         drop_sessions(oauth_dovecot, USER)
         oauth_dovecot.restart()
         [second] = target.upload(folder, [UploadItem("b", raw, frozenset(), None)])
         held = list(target.existing(folder))
     assert first.outcome is second.outcome is Outcome.CREATED
-    assert len(held) == 2 and len(asked) == 2  # a fresh token for the new connection (MSAL refreshes)
+    assert len(held) == 2 and len(asked) == 4  # a fresh token for each new connection (MSAL refreshes)
 
 
 def test_a_refused_token_is_an_auth_error_without_the_token(oauth_dovecot: Dovecot) -> None:
