@@ -358,6 +358,38 @@ class Wire:
             return self._answers(tags[:sent], len(messages), f"the connection was lost during the upload ({exc})")
         return self._answers(tags, len(messages), "")
 
+    def multiappend(self, mailbox: bytes, messages: Sequence[tuple[Sequence[str], datetime | None, bytes]]
+                    ) -> tuple[Appended, list[int]]:
+        """One MULTIAPPEND (RFC 3502) for the batch, literals sent with LITERAL+: all stored or none.
+        The answer, and the new UIDs in order when the server says (APPENDUID)."""
+        tag = self._next_tag()
+        buffer = bytearray(tag + b" APPEND " + mailbox)
+        try:
+            for flags, when, raw in messages:
+                buffer += _flag_list(flags) + (b" " + format_date(when) if when is not None else b"") + (
+                    b" {%d+}\r\n" % len(raw))
+                if len(raw) >= _FLUSH:
+                    self._sock.sendall(buffer)
+                    buffer.clear()
+                    self._sock.sendall(raw)
+                else:
+                    buffer += raw
+                if len(buffer) >= _FLUSH:
+                    self._sock.sendall(buffer)
+                    buffer.clear()
+            buffer += b"\r\n"
+            self._sock.sendall(buffer)
+        except OSError as exc:
+            return Appended("LOST", f"the connection was lost during the upload ({exc})"), []
+        [answer] = self._answers([tag], 1, "")
+        uids: list[int] = []
+        found = re.search(rb"\[APPENDUID \d+ ([0-9:,]+)\]", answer.text.encode(), re.IGNORECASE)
+        if found:
+            for part in found.group(1).split(b","):
+                first, _, last = part.partition(b":")
+                uids.extend(range(int(first), int(last or first) + 1))
+        return answer, uids
+
     def _answers(self, tags: list[bytes], count: int, lost: str) -> list[Appended]:
         results: dict[bytes, Appended] = {}
         try:

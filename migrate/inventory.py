@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from migrate.mapping import collision_key, name_problem, target_path
-from migrate.model import Folder, FolderRole, MessageRef
+from migrate.mapping import collision_key, name_problem, target_paths
+from migrate.model import Folder, FolderRole, ItemKind, MessageRef
 from migrate.progress import Progress, Reporter, silent
 from migrate.sources.base import Source
 
@@ -46,12 +46,14 @@ class FolderInventory:
     oldest: datetime | None = None
     newest: datetime | None = None
     largest: LargeItem | None = None
+    years: Counter[int] = field(default_factory=Counter)  # messages by year received: the report's chart
 
     def add(self, ref: MessageRef) -> None:
         self.messages += 1
         self.bytes += ref.size
         when = ref.internal_date or ref.date
         if when is not None:
+            self.years[when.year] += 1
             if self.oldest is None or when < self.oldest:
                 self.oldest = when
             if self.newest is None or when > self.newest:
@@ -84,6 +86,7 @@ class Inventory:
                 return None
             return {"size": value.size, "folder": value.folder, "key": value.key, "subject": value.subject}
 
+        targets = target_paths(f.folder for f in self.folders)
         return {
             "version": 1,
             "source": self.source,
@@ -92,7 +95,8 @@ class Inventory:
                     "name": f.folder.name,
                     "path": list(f.folder.path),
                     "role": f.folder.role.value,
-                    "target": "/".join(target_path(f.folder)),
+                    "kind": f.folder.kind.value,
+                    "target": "/".join(targets[f.folder.name]),
                     "messages": f.messages,
                     "bytes": f.bytes,
                     "oldest": when(f.oldest),
@@ -110,6 +114,7 @@ class Inventory:
 def _folder_warnings(folders: list[Folder]) -> list[InventoryWarning]:
     warnings = []
     seen: dict[tuple[str, ...], Folder] = {}
+    targets = target_paths(folders)
     for folder in folders:
         if not folder.selectable:
             continue
@@ -122,7 +127,7 @@ def _folder_warnings(folders: list[Folder]) -> list[InventoryWarning]:
             if problem:
                 warnings.append(InventoryWarning("folder-name-rejected", folder.name, None,
                                         f"Exchange refuses the name {part!r}: {problem}"))
-        target = target_path(folder)
+        target = targets[folder.name]
         key = collision_key(target)
         if key in seen:
             other = seen[key]
@@ -149,6 +154,7 @@ def take_inventory(source: Source, report: Reporter = silent) -> Inventory:
     first: dict[str, tuple[str, str]] = {}
     again: dict[str, list[tuple[str, str]]] = defaultdict(list)
     counter = 0
+    kinds = {folder.name: folder.kind for folder in folders}
     for folder in folders:
         if not folder.selectable:
             continue
@@ -176,9 +182,10 @@ def take_inventory(source: Source, report: Reporter = silent) -> Inventory:
         places = [first[message_id], *later]
         if places:
             folders_of = Counter(name for name, _ in places)
+            code, what = _DUPLICATE.get(kinds.get(places[0][0], ItemKind.MAIL), _DUPLICATE[ItemKind.MAIL])
             inventory.warnings.append(InventoryWarning(
-                "duplicate-message-id", places[0][0], places[0][1],
-                f"{message_id} is on {len(places)} messages ("
+                code, places[0][0], places[0][1],
+                f"{message_id} is on {len(places)} {what} ("
                 + ", ".join(f"{n} in {name}" for name, n in folders_of.items())
                 + "); duplicates within a folder are told apart by size and content",
             ))
@@ -198,7 +205,7 @@ def _message_warnings(folder: Folder, ref: MessageRef) -> list[InventoryWarning]
         warnings.append(InventoryWarning("over-default-limit", folder.name, ref.key,
                                 f"{ref.size / MB:.1f} MB: over the default 35 MB; raise it with "
                                 "Set-Mailbox -MaxReceiveSize 150MB before the move"))
-    if not ref.message_id:
+    if not ref.message_id and folder.kind is ItemKind.MAIL:  # events and cards always carry an identity
         warnings.append(InventoryWarning("no-message-id", folder.name, ref.key,
                                 "no Message-ID: recognised on the target by content instead"))
     for problem in ref.header_problems:
@@ -206,6 +213,13 @@ def _message_warnings(folder: Folder, ref: MessageRef) -> list[InventoryWarning]
         warnings.append(InventoryWarning(code, folder.name, ref.key, _PROBLEM_TEXT.get(problem, problem)))
     return warnings
 
+
+# The same identity twice: a Message-ID for mail, a UID for events and cards.
+_DUPLICATE = {
+    ItemKind.MAIL: ("duplicate-message-id", "messages"),
+    ItemKind.EVENT: ("duplicate-uid", "events"),
+    ItemKind.CONTACT: ("duplicate-uid", "contacts"),
+}
 
 _PROBLEM_TEXT = {
     "8bit-header": "raw 8-bit bytes in a header (not RFC 2047 encoded); read as UTF-8",

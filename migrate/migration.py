@@ -13,6 +13,7 @@ from pathlib import Path
 from migrate.engine.journal import Journal
 from migrate.engine.runner import Runner, RunResult, in_date_range
 from migrate.engine.verify import Verification, check_folder
+from migrate.errors import UserError
 from migrate.inventory import Inventory, take_inventory
 from migrate.model import MessageRef
 from migrate.plan import Connection, Filters, Plan, make_plan
@@ -20,14 +21,15 @@ from migrate.progress import Reporter, silent
 from migrate.secrets import secret_provider
 from migrate.sources import Source, SourceOptions, open_source
 from migrate.targets import Target, TargetOptions, open_target
+from migrate.targets.base import target_kinds
 
 LOCAL_BYTES_PER_SECOND = None  # a plain IMAP server: no published budget
 
 
 def source_options(conn: Connection) -> SourceOptions:
     return SourceOptions(
-        secret=secret_provider(conn.password_env, Path(conn.password_file) if conn.password_file else None,
-                               f"Password for {conn.url}: "),
+        secret=conn.held_secret() or secret_provider(
+            conn.password_env, Path(conn.password_file) if conn.password_file else None, f"Password for {conn.url}: "),
         auth=conn.auth, insecure=conn.insecure, ca_file=Path(conn.ca_file) if conn.ca_file else None,
     )
 
@@ -38,8 +40,9 @@ def target_options(conn: Connection) -> TargetOptions:
         token = _token_provider(conn)
     secret = None
     if conn.sign_in is None:
-        secret = secret_provider(conn.password_env, Path(conn.password_file) if conn.password_file else None,
-                                 f"Password for {conn.url}: ")
+        secret = conn.held_secret() or secret_provider(
+            conn.password_env, Path(conn.password_file) if conn.password_file else None, f"Password for {conn.url}: ",
+            option="--target-password")
     return TargetOptions(secret=secret, token=token, insecure=conn.insecure,
                          ca_file=Path(conn.ca_file) if conn.ca_file else None)
 
@@ -49,7 +52,8 @@ def _token_provider(conn: Connection) -> Callable[[], str]:
 
     assert conn.sign_in is not None
     s = conn.sign_in
-    transport = Transport.EWS if conn.url.lower().startswith("ews") else Transport.IMAP
+    scheme = conn.url.partition(":")[0].lower()
+    transport = {"ews": Transport.EWS, "graph": Transport.GRAPH}.get(scheme, Transport.IMAP)
     credential = None
     if s.client_secret_env or s.client_secret_file or s.certificate:
         credential = client_credential(s.client_secret_env, Path(s.client_secret_file) if s.client_secret_file
@@ -73,14 +77,33 @@ def plan_migration(source: Connection, target: Connection, filters: Filters | No
     """Inventory the source, map its folders, and estimate from the target's upload budget."""
     with open_source(source.url, source_options(source)) as src:
         inventory = take_inventory(src, report)
+    return plan_from_inventory(inventory, source, target, filters, dedupe), inventory
+
+
+def plan_from_inventory(inventory: Inventory, source: Connection, target: Connection, filters: Filters | None = None,
+                        dedupe: bool = True) -> Plan:
+    """The plan for an inventory already taken (the wizard shows the inventory before the target is known)."""
     # The budget is a property of the service, not of the transport: Exchange Online's for any Microsoft host.
     online = any(h in target.url.lower() for h in ("office365.com", "outlook.com", "microsoft.com"))
     budget = None if not online else 150 * 1024 * 1024 / 300
-    return make_plan(inventory, source, target, filters, dedupe, budget), inventory
+    return make_plan(inventory, source, target, filters, dedupe, budget)
+
+
+def refuse_what_the_target_cannot_hold(plan: Plan) -> None:
+    """A plan edited by hand may include a calendar for a mail-only target: say so before anything moves."""
+    holds = target_kinds(plan.target.url)
+    refused = [f for f in plan.included() if f.kind not in holds]
+    if refused:
+        first = refused[0]
+        raise UserError(f"the plan includes {first.source!r} ({first.kind.value} items), which the target "
+                        f"{plan.target.url.partition(':')[0]}:// cannot hold"
+                        + (f" (and {len(refused) - 1} more such folders)" if len(refused) > 1 else ""),
+                        hint="set 'include: false' for it in the plan, or use an ews:// target")
 
 
 def run_plan(plan: Plan, journal_path: Path, workers: int | None = None, dry_run: bool = False,
              report: Reporter = silent, retry_failed: bool = False) -> RunResult:
+    refuse_what_the_target_cannot_hold(plan)
     journal = Journal(journal_path) if not dry_run else Journal(Path(":memory:"))
     try:
         journal.set_meta("plan", plan.model_dump_json())

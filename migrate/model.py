@@ -207,6 +207,7 @@ class Event:
     status: str | None = None  # CONFIRMED | TENTATIVE | CANCELLED
     busy: str = "busy"  # busy | free | tentative | oof, from TRANSP and X-MICROSOFT-CDO-BUSYSTATUS
     sensitivity: str = "normal"  # normal | private | confidential, from CLASS
+    importance: str = "normal"  # low | normal | high, from PRIORITY or X-MICROSOFT-CDO-IMPORTANCE
     attachment_uris: list[str] = field(default_factory=list)
     created: datetime | None = None
     last_modified: datetime | None = None
@@ -262,4 +263,8 @@ class Contact:
     photo_type: str | None = None  # image/jpeg, image/png
     is_group: bool = False
     members: list[str] = field(default_factory=list)
+    # Members named by the UID of another card (vCard 4 MEMBER:urn:uuid:..., Apple's
+    # X-ADDRESSBOOKSERVER-MEMBER), "urn:uuid:" taken off: the target resolves them to the
+    # contacts it made from those cards.
+    member_uids: list[str] = field(default_factory=list)
     fidelity: Fidelity = field(default_factory=Fidelity)

@@ -9,17 +9,19 @@ a file), never their values.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 
 from migrate.errors import UserError
 from migrate.inventory import EXCHANGE_ABSOLUTE_LIMIT, Inventory
-from migrate.mapping import collision_key, name_problem, target_path
-from migrate.model import FolderRole
+from migrate.mapping import collision_key, name_problem, target_paths
+from migrate.model import FolderRole, ItemKind
+from migrate.targets.base import target_kinds
 
 PLAN_VERSION: Literal[1] = 1
 MB = 1024 * 1024
@@ -53,6 +55,19 @@ class Connection(Strict):
     insecure: bool = False
     ca_file: str | None = None
     sign_in: SignIn | None = None
+    # A secret handed to this process alone (a batch row's password, passed down a pipe): a private
+    # attribute, so it is never read from a plan file, never saved, never shown in a repr.
+    _secret: SecretStr | None = PrivateAttr(default=None)
+
+    def with_secret(self, secret: str | None) -> Connection:
+        """The same connection holding `secret` in memory; it wins over password_env and password_file."""
+        held = self.model_copy()
+        held._secret = SecretStr(secret) if secret is not None else None
+        return held
+
+    def held_secret(self) -> Callable[[], str] | None:
+        secret = self._secret
+        return None if secret is None else secret.get_secret_value
 
 
 class Filters(Strict):
@@ -67,9 +82,11 @@ class FolderPlan(Strict):
     path: list[str]  # the same, level by level
     target: list[str]  # where it lands, as Exchange names it
     role: FolderRole = FolderRole.OTHER
+    kind: ItemKind = ItemKind.MAIL  # mail, events or contacts (plans written before calendars hold mail)
     include: bool = True
     messages: int = 0
     bytes: int = 0
+    years: dict[int, int] = Field(default_factory=dict)  # messages by year received, from the inventory
     note: str | None = None
 
 
@@ -116,15 +133,21 @@ def make_plan(
     filters = filters or Filters()
     plan = Plan(source=source, target=target, filters=filters, dedupe=dedupe)
     taken: dict[tuple[str, ...], str] = {}
+    mapped = target_paths(f.folder for f in inventory.folders)
+    holds = target_kinds(target.url)
     for entry in inventory.folders:
         folder = entry.folder
-        dest = _safe_target(target_path(folder))
+        dest = _safe_target(mapped[folder.name])
         note = None
-        if dest != target_path(folder):
-            note = f"renamed for Exchange from {'/'.join(target_path(folder))!r}"
+        if dest != mapped[folder.name]:
+            note = f"renamed for Exchange from {'/'.join(mapped[folder.name])!r}"
         include = True
         reason = None
-        if folder.role in (FolderRole.ALL, FolderRole.FLAGGED):
+        if folder.kind not in holds:
+            what = "calendars" if folder.kind is ItemKind.EVENT else "address books"
+            include, reason = False, (f"the target ({target.url.partition(':')[0]}) cannot hold {what}: "
+                                      "move them with an ews:// target into Microsoft 365")
+        elif folder.role in (FolderRole.ALL, FolderRole.FLAGGED):
             include, reason = False, "holds messages of other folders again (Gmail's All Mail / Starred)"
         elif any(fnmatch.fnmatchcase(folder.name.casefold(), g.casefold()) for g in filters.exclude_folders):
             include, reason = False, "excluded by --exclude-folder"
@@ -134,8 +157,9 @@ def make_plan(
                 note = f"merged with {taken[key]!r}: both land in {'/'.join(dest)!r}"
             taken.setdefault(key, folder.name)
         plan.folders.append(FolderPlan(
-            source=folder.name, path=list(folder.path), target=list(dest), role=folder.role, include=include,
-            messages=entry.messages, bytes=entry.bytes, note=note,
+            source=folder.name, path=list(folder.path), target=list(dest), role=folder.role, kind=folder.kind,
+            include=include,
+            messages=entry.messages, bytes=entry.bytes, years=dict(sorted(entry.years.items())), note=note,
         ))
         if reason:
             plan.excluded.append(Exclusion(folder=folder.name, reason=reason))

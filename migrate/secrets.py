@@ -19,10 +19,11 @@ from migrate.errors import UsageError, UserError
 log = logging.getLogger(__name__)
 
 
-def secret_provider(env: str | None, file: Path | None, prompt: str) -> Callable[[], str]:
-    """A function that gives the secret when first needed (so file sources never ask)."""
+def secret_provider(env: str | None, file: Path | None, prompt: str, option: str = "--password") -> Callable[[], str]:
+    """A function that gives the secret when first needed (so file sources never ask). `option` is how
+    the command line names this end's secret (`--password`, `--target-password`): the advice names it."""
     if env and file:
-        raise UsageError("--password-env and --password-file both given", hint="use one of them")
+        raise UsageError(f"{option}-env and {option}-file both given", hint="use one of them")
 
     @cache
     def get() -> str:
@@ -30,13 +31,13 @@ def secret_provider(env: str | None, file: Path | None, prompt: str) -> Callable
             value = os.environ.get(env)
             if value is None:
                 raise UserError(f"the environment variable {env} is not set",
-                                hint=f"export {env}=... first, or use --password-file")
+                                hint=f"export {env}=... first, or use {option}-file")
             return value
         if file:
             return read_secret_file(file)
         if not sys.stdin.isatty():
             raise UsageError("a password is needed and there is no terminal to ask on",
-                             hint="use --password-env VAR or --password-file PATH")
+                             hint=f"use {option}-env VAR or {option}-file PATH")
         return getpass.getpass(prompt)
 
     return get

@@ -8,7 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
-DEBIAN_PACKAGES_BASE=(python3 python3-venv python3-dev)
+# WeasyPrint (PDF reports) runs on Pango and HarfBuzz; a font with åäö for the PDFs.
+DEBIAN_PACKAGES_BASE=(python3 python3-venv python3-dev libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b
+                      libharfbuzz-subset0 fonts-dejavu-core)
 DEBIAN_PACKAGES_TEST=(dovecot-imapd dovecot-pop3d)
 
 missing_debs() {

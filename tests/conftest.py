@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.servers.dovecot import Dovecot, dovecot_binary
+from tests.servers.radicale import Radicale, radicale_available
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -32,6 +33,21 @@ def dovecot() -> Iterator[Dovecot]:
             pytest.fail("dovecot is not installed: the test command installs dovecot-imapd and dovecot-pop3d")
         pytest.skip("dovecot is not installed (apt-get install dovecot-imapd dovecot-pop3d)")
     server = Dovecot()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def radicale() -> Iterator[Radicale]:
+    """A private Radicale (CalDAV, CardDAV) over TLS on a free loopback port."""
+    if not radicale_available():
+        if IN_CI:
+            pytest.fail("radicale is not installed: it is in the test extra (pip install -e .[test])")
+        pytest.skip("radicale is not installed (pip install radicale)")
+    server = Radicale()
     server.start()
     try:
         yield server

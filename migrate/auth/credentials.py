@@ -11,13 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from typing import TYPE_CHECKING
 
 from migrate.errors import UsageError, UserError
 from migrate.secrets import read_secret_file
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,11 @@ def _file_secret(path: Path) -> Callable[[], str]:
 
 def load_certificate(path: Path) -> LoadedCertificate:
     """The private key and the thumbprint of its certificate, both from one PEM file."""
+    # cryptography takes a tenth of a second to load: only sign-in with a certificate needs it.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -122,5 +128,7 @@ def load_certificate(path: Path) -> LoadedCertificate:
 
 
 def _public_numbers(cert: x509.Certificate) -> rsa.RSAPublicNumbers | None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     key = cert.public_key()
     return key.public_numbers() if isinstance(key, rsa.RSAPublicKey) else None

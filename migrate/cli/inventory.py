@@ -16,12 +16,14 @@ from rich.table import Table
 from migrate.cli.options import Auth, CaFile, Insecure, PasswordEnv, PasswordFile, source_options
 from migrate.cli.progress import live_progress
 from migrate.inventory import Inventory, InventoryWarning, take_inventory
+from migrate.model import ItemKind
 from migrate.sources import open_source
 
 
 def inventory(
     source: Annotated[str, typer.Argument(help="imaps://user@host, pop3s://..., mbox:PATH, maildir:PATH, "
-                                               "eml:DIR, emlx:DIR, or sample: for the built-in mailbox.")],
+                                               "eml:DIR, emlx:DIR, ics:PATH, vcf:PATH, caldav+https://user@host, "
+                                               "carddav+https://user@host, or sample: for the built-in mailbox.")],
     json_file: Annotated[Path | None, typer.Option("--json", metavar="FILE",
                                                    help="Also write the inventory as JSON ('-' for stdout).")] = None,
     password_env: PasswordEnv = None,
@@ -57,7 +59,8 @@ def render(result: Inventory, console: Console) -> None:
     table = Table(title=f"Inventory of {escape(result.source)}", title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("Folder", overflow="fold", ratio=1)
     table.add_column("Role", no_wrap=True)
-    for column in ("Messages", "Size"):
+    mail_only = all(f.folder.kind is ItemKind.MAIL for f in result.folders)
+    for column in ("Messages" if mail_only else "Items", "Size"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("Period", no_wrap=True)
     wide = console.width >= 100

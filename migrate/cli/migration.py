@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from migrate.cli.options import Auth, CaFile, Insecure, PasswordEnv, PasswordFile
+from migrate.cli.options import Auth, CaFile, Insecure, PasswordEnv, PasswordFile, source_connection
 from migrate.cli.progress import event_log, live_progress
 from migrate.cli.targetopts import (
     AuthCaFile,
@@ -32,11 +32,29 @@ from migrate.cli.targetopts import (
     target_connection,
 )
 from migrate.engine.journal import journal_for_plan
+from migrate.engine.runner import RunResult
 from migrate.errors import MigrateError, UsageError
 from migrate.migration import plan_migration, run_plan, verify_plan
-from migrate.plan import Connection, Filters, Plan, load_plan, save_plan
+from migrate.plan import Filters, Plan, load_plan, save_plan
+from migrate.targets import Failure
 
 MB = 1024 * 1024
+
+# The options of `run` that `copy`, its shortcut, takes too.
+JournalFile = Annotated[
+    Path | None, typer.Option("--journal", help="Where progress is kept (default: beside the plan; for a source "
+                              "URL, in the state folder, one journal per source and target).")]
+Workers = Annotated[
+    int | None, typer.Option("-j", "--workers", min=1, max=32, help="Parallel uploads (default: the target's limit).")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Read and check everything, upload nothing.")]
+RetryFailed = Annotated[
+    bool, typer.Option("--retry-failed", help="Try again the messages the target refused (passing failures are "
+                       "always tried again).")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+LogJson = Annotated[
+    Path | None, typer.Option("--log-json", metavar="FILE", help="Write progress events as JSON lines.")]
+JsonFile = Annotated[
+    Path | None, typer.Option("--json", metavar="FILE", help="Write the result as JSON ('-' for stdout).")]
 
 
 def _write_json(path: Path | None, data: dict[str, Any]) -> None:
@@ -80,9 +98,7 @@ def plan(
     certificate: Certificate = None, auth_ca_file: AuthCaFile = None,
 ) -> None:
     """Inventory SOURCE and write a plan you can read and edit: folders, exclusions, estimate."""
-    src = Connection(url=source, password_env=password_env,
-                     password_file=str(password_file.resolve()) if password_file else None, auth=auth,
-                     insecure=insecure, ca_file=str(ca_file.resolve()) if ca_file else None)
+    src = source_connection(source, password_env, password_file, auth, insecure, ca_file)
     dst = target_connection(to, target_password_env, target_password_file, target_insecure, target_ca_file, tenant,
                             client_id, authority, client_secret_env, client_secret_file, certificate, auth_ca_file)
     filters = Filters(since=_day(since, "--since"), until=_day(until, "--until"),
@@ -117,13 +133,17 @@ def render_plan(made: Plan, console: Console) -> None:
         table.add_row(escape(f.source), escape("/".join(f.target)), f"{f.messages:,}", f"{f.bytes / MB:.1f} MB",
                       style=style)
     console.print(table)
-    for e in made.excluded:
-        console.print(f"  [yellow]left out[/] {escape(e.folder)}{' ' + escape(e.message) if e.message else ''}: "
-                      f"{escape(e.reason)}", highlight=False)
+    render_left_out(made, console)
     if made.estimate:
         est = made.estimate
         console.print(f"Estimate: {est.messages:,} messages, {est.bytes / MB:.1f} MB, about "
                       f"{_duration(est.seconds)} ({escape(est.basis)})", highlight=False)
+
+
+def render_left_out(made: Plan, console: Console) -> None:
+    for e in made.excluded:
+        console.print(f"  [yellow]left out[/] {escape(e.folder)}{' ' + escape(e.message) if e.message else ''}: "
+                      f"{escape(e.reason)}", highlight=False)
 
 
 def _state_dir() -> Path:
@@ -136,18 +156,13 @@ def run(
                                                   help="A plan file, or a source URL with --to.")],
     to: Annotated[str | None, typer.Option("--to", help="With a source URL: the target, planned in memory.")]
     = None,
-    journal: Annotated[Path | None, typer.Option("--journal", help="Where progress is kept (default: beside "
-                                                 "the plan).")] = None,
-    workers: Annotated[int | None, typer.Option("-j", "--workers", min=1, max=32,
-                                                help="Parallel uploads (default: the target's limit).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Read and check everything, upload nothing.")] = False,
-    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try again the messages the target refused "
-                                               "(passing failures are always tried again).")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-    log_json: Annotated[Path | None, typer.Option("--log-json", metavar="FILE",
-                                                  help="Write progress events as JSON lines.")] = None,
-    json_file: Annotated[Path | None, typer.Option("--json", metavar="FILE", help="Write the result as JSON.")]
-    = None,
+    journal: JournalFile = None,
+    workers: Workers = None,
+    dry_run: DryRun = False,
+    retry_failed: RetryFailed = False,
+    quiet: Quiet = False,
+    log_json: LogJson = None,
+    json_file: JsonFile = None,
     password_env: PasswordEnv = None, password_file: PasswordFile = None, auth: Auth = "auto",
     insecure: Insecure = False, ca_file: CaFile = None,
     target_password_env: TargetPasswordEnv = None, target_password_file: TargetPasswordFile = None,
@@ -165,14 +180,13 @@ def run(
         made = load_plan(path)
         journal = journal or journal_for_plan(path)
     else:
-        src = Connection(url=plan_or_source, password_env=password_env,
-                         password_file=str(password_file.resolve()) if password_file else None, auth=auth,
-                         insecure=insecure, ca_file=str(ca_file.resolve()) if ca_file else None)
+        src = source_connection(plan_or_source, password_env, password_file, auth, insecure, ca_file)
         dst = target_connection(to, target_password_env, target_password_file, target_insecure, target_ca_file,
                                 tenant, client_id, authority, client_secret_env, client_secret_file, certificate,
                                 auth_ca_file)
         with live_progress(console, "Inventory", disable=quiet) as report:
             made, _ = plan_migration(src, dst, report=report)
+        render_left_out(made, console)  # no plan file was shown: say here what will not move
         if journal is None:
             key = hashlib.sha256(f"{src.url}\n{dst.url}".encode()).hexdigest()[:16]
             _state_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -180,31 +194,44 @@ def run(
     with event_log(log_json) as log, live_progress(console, "Upload", disable=quiet, also=log) as report:
         result = run_plan(made, journal, workers=workers, dry_run=dry_run, report=report, retry_failed=retry_failed)
     _write_json(json_file, result.as_json())
-    table = Table(title=f"{'Dry run' if dry_run else 'Run'}: {escape(result.source)} → {escape(result.target)}",
-                  title_justify="left", box=box.SIMPLE_HEAD)
-    for column in ("Folder", "→ Exchange"):
-        table.add_column(column, overflow="fold", ratio=1)
-    for column in ("Created" if not dry_run else "Would send", "Skipped", "Failed", "Earlier"):
-        table.add_column(column, justify="right")
-    for f in result.folders:
-        table.add_row(escape(f.source), escape(f.target), f"{f.created:,}", f"{f.skipped:,}", f"{f.failed:,}",
-                      f"{f.already:,}")
-    console.print(table)
-    for failure in result.failures[:20]:
-        console.print(f"  [red]not moved[/] {escape(str(failure['folder']))}: "
-                      f"{escape(str(failure.get('subject') or failure.get('key')))}: {escape(str(failure['reason']))}",
-                      highlight=False)
-    if len(result.failures) > 20:
-        console.print(f"  ... and {len(result.failures) - 20} more (see --json or the report)")
-    if result.stopped:
-        console.print(f"[red]stopped:[/] {escape(result.stopped)}")
+    render_run(result, console)
     if not dry_run:
         console.print(f"Journal: {escape(str(journal))}. Next: o365-migrate verify {escape(plan_or_source)}"
                       if to is None else f"Journal: {escape(str(journal))}")
     if result.exit_code:
+        # Passing failures are tried again by the next run; what the target refused only with --retry-failed.
+        refused = any(f.get("failure") != Failure.RETRY.value for f in result.failures)
         raise MigrateError(f"{len(result.failures)} item(s) did not move"
                            + (f"; stopped: {result.stopped}" if result.stopped else ""),
-                           hint="fix what the reasons say, then run the same command again: it resumes")
+                           hint="fix what the reasons say, then run the same command again: it resumes"
+                           + (" (add --retry-failed for what the target refused)" if refused else ""))
+
+
+def render_run(result: RunResult, console: Console) -> None:
+    """The outcome per folder, what did not move and why, and what the source could not read."""
+    table = Table(title=f"{'Dry run' if result.dry_run else 'Run'}: {escape(result.source)} → "
+                        f"{escape(result.target)}", title_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("Folder", "→ Exchange"):
+        table.add_column(column, overflow="fold", ratio=1)
+    for column in ("Created" if not result.dry_run else "Would send", "Skipped", "Failed", "Earlier"):
+        table.add_column(column, justify="right")
+    for f in result.folders:
+        table.add_row(escape(f.source), escape(f.target), f"{f.created:,}", f"{f.skipped:,}", f"{f.failed:,}",
+                      f"{f.already:,}")
+    if len(result.folders) > 1:
+        table.add_section()
+        table.add_row("Total", "", *(f"{result.total(k):,}" for k in ("created", "skipped", "failed", "already")))
+    console.print(table)
+    for failure in result.failures[:20]:
+        console.print(f"  [red]not moved[/] {escape(str(failure['folder']))}: "
+                      f"{escape(str(failure.get('subject') or failure.get('key')))}: "
+                      f"[red]{escape(str(failure['failure']))}[/] {escape(str(failure['reason']))}", highlight=False)
+    if len(result.failures) > 20:
+        console.print(f"  ... and {len(result.failures) - 20} more (see --json or the report)")
+    for problem in result.source_problems:
+        console.print(f"  [yellow]source[/] {escape(problem)}", highlight=False)
+    if result.stopped:
+        console.print(f"[red]stopped:[/] {escape(result.stopped)}", highlight=False)
 
 
 def verify(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
+from migrate.errors import UsageError
 from migrate.plan import Connection, SignIn
 
 TargetPasswordEnv = Annotated[
@@ -39,6 +41,14 @@ def target_connection(
     tenant: str | None, client_id: str | None, authority: str, client_secret_env: str | None,
     client_secret_file: Path | None, certificate: Path | None, auth_ca_file: Path | None,
 ) -> Connection:
+    # Checked here, before the source is inventoried, and before the URL is written to a plan or a journal.
+    if urlsplit(url).password is not None:
+        raise UsageError("a password inside the target URL is refused: it would be kept in shell history",
+                         hint="use --target-password-env VAR or --target-password-file PATH")
+    if password_env and password_file:
+        raise UsageError("--target-password-env and --target-password-file both given", hint="use one of them")
+    if ca_file is not None and not ca_file.is_file():
+        raise typer.BadParameter(f"{ca_file} is not a file", param_hint="--target-ca-file")
     sign_in = None
     if tenant or client_id:
         if not (tenant and client_id):
@@ -48,7 +58,7 @@ def target_connection(
                          client_secret_file=str(client_secret_file) if client_secret_file else None,
                          certificate=str(certificate) if certificate else None,
                          ca_file=str(auth_ca_file.resolve()) if auth_ca_file else None)
-    elif url.lower().startswith("ews"):
+    elif url.lower().startswith(("ews", "graph")):
         raise typer.BadParameter("an Exchange target needs --tenant and --client-id (see docs/admin-setup.md)",
                                  param_hint="--tenant")
     return Connection(url=url, password_env=password_env,

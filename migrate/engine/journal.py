@@ -4,19 +4,27 @@ Each message goes `pending` before its batch is sent and `done`, `skipped` or `f
 one transaction that closes the batch. A re-run skips what is closed and checks what is
 `pending` against the target (by Message-ID and size) before sending it again, so a kill
 loses nothing and duplicates nothing. WAL mode lets `status` and `report` read while a run writes.
+
+Events and contacts carry a fidelity account per item (schema 2): what the move changed or dropped,
+as JSON `{"changed": [[property, how], ...], "dropped": [[property, why], ...]}`; `{}`-like empty
+lists for an item carried exactly, NULL for mail (which has no such account).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from migrate.errors import UserError
+from migrate.model import Fidelity
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+MAX_NOTES = 50  # changes (drops) kept per item: the report counts them, a longer list would only repeat
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -39,6 +47,7 @@ CREATE TABLE items (
     reason TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     updated REAL NOT NULL,
+    fidelity TEXT,
     PRIMARY KEY (folder_id, source_key)
 ) WITHOUT ROWID;
 CREATE INDEX items_status ON items(folder_id, status);
@@ -70,6 +79,32 @@ class ItemRecord:
     failure: str | None = None
     reason: str | None = None
     attempts: int = 0
+    fidelity: Fidelity | None = None  # events and contacts: what the move changed or dropped
+
+
+def fidelity_json(fidelity: Fidelity | None) -> str | None:
+    if fidelity is None:
+        return None
+
+    def notes(pairs: list[tuple[str, str]]) -> list[list[str]]:
+        return [[prop[:80], text[:300]] for prop, text in pairs[:MAX_NOTES]]
+
+    return json.dumps({"changed": notes(fidelity.changed), "dropped": notes(fidelity.dropped)}, ensure_ascii=False)
+
+
+def fidelity_from(text: str | None) -> Fidelity | None:
+    if not text:
+        return None
+    data = json.loads(text)
+    return Fidelity(changed=[(p, h) for p, h in data.get("changed", [])],
+                    dropped=[(p, w) for p, w in data.get("dropped", [])])
+
+
+def _record(row: tuple[Any, ...]) -> ItemRecord:
+    """An ItemRecord from the columns source_key, status, ..., attempts, fidelity."""
+    key, status, fingerprint, message_id, size, subject, target_id, failure, reason, attempts, fidelity = row
+    return ItemRecord(key, status, fingerprint, message_id, size, subject, target_id, failure, reason, attempts,
+                      fidelity_from(fidelity))
 
 
 @dataclass(frozen=True)
@@ -111,9 +146,13 @@ class Journal:
         if version > SCHEMA_VERSION:
             raise UserError(f"the journal {self.path} was written by a newer o365-migrate (schema {version})",
                             hint="upgrade o365-migrate to continue this migration")
-        if version < SCHEMA_VERSION:  # no older schema exists yet; later versions migrate here, step by step
+        if version < 1:
             raise UserError(f"the journal {self.path} has an unknown schema version {version}",
                             hint="start a new journal with --journal PATH")
+        if version == 1:  # before calendars and contacts: items gain their fidelity account
+            self.db.executescript(
+                "BEGIN IMMEDIATE; ALTER TABLE items ADD COLUMN fidelity TEXT; "
+                "UPDATE meta SET value='2' WHERE key='schema_version'; COMMIT;")
 
     def transaction(self) -> _Transaction:
         return _Transaction(self.db)
@@ -161,19 +200,23 @@ class Journal:
         return {r[0] for r in rows}
 
     def claims(self, folder_id: int) -> tuple[set[str], list[tuple[str | None, int]]]:
-        """What closed items stand for on the target: the ids of those sent, and the Message-ID
-        and size of those found already there (so a second copy in the source is not taken for them)."""
+        """What closed items stand for on the target: the ids of those sent or found there, and the
+        Message-ID and size of older skips without an id (so a second copy in the source is not
+        taken for them)."""
         sent = {r[0] for r in self.db.execute(
-            "SELECT target_id FROM items WHERE folder_id=? AND status='done' AND target_id IS NOT NULL", (folder_id,))}
+            "SELECT target_id FROM items WHERE folder_id=? AND status IN ('done', 'skipped') "
+            "AND target_id IS NOT NULL", (folder_id,))}
+        # Skips journaled before matches kept their target id are claimed by Message-ID and size.
         found = [(r[0], int(r[1])) for r in self.db.execute(
-            "SELECT message_id, size FROM items WHERE folder_id=? AND status='skipped'", (folder_id,))]
+            "SELECT message_id, size FROM items WHERE folder_id=? AND status='skipped' AND target_id IS NULL",
+            (folder_id,))]
         return sent, found
 
     def pending(self, folder_id: int) -> list[ItemRecord]:
         rows = self.db.execute(
-            "SELECT source_key, status, fingerprint, message_id, size, subject, target_id, failure, reason, attempts "
-            "FROM items WHERE folder_id=? AND status='pending'", (folder_id,))
-        return [ItemRecord(*r) for r in rows]
+            "SELECT source_key, status, fingerprint, message_id, size, subject, target_id, failure, reason, attempts, "
+            "fidelity FROM items WHERE folder_id=? AND status='pending'", (folder_id,))
+        return [_record(r) for r in rows]
 
     def mark_pending(self, folder_id: int, records: Iterable[ItemRecord]) -> None:
         now = time.time()
@@ -191,13 +234,13 @@ class Journal:
         with self.transaction():
             self.db.executemany(
                 "INSERT INTO items (folder_id, source_key, status, fingerprint, message_id, size, subject, target_id, "
-                "failure, reason, attempts, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "failure, reason, attempts, updated, fidelity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (folder_id, source_key) DO UPDATE SET status=excluded.status, "
                 "target_id=excluded.target_id, failure=excluded.failure, reason=excluded.reason, "
-                "attempts=excluded.attempts, updated=excluded.updated, "
+                "attempts=excluded.attempts, updated=excluded.updated, fidelity=excluded.fidelity, "
                 "fingerprint=coalesce(excluded.fingerprint, items.fingerprint)",
                 [(folder_id, r.source_key, r.status, r.fingerprint, r.message_id, r.size, r.subject, r.target_id,
-                  r.failure, r.reason, r.attempts, now) for r in records],
+                  r.failure, r.reason, r.attempts, now, fidelity_json(r.fidelity)) for r in records],
             )
 
     def reopen_failed(self) -> int:
@@ -208,7 +251,8 @@ class Journal:
 
     def items(self, folder_id: int | None = None, status: str | None = None) -> Iterator[tuple[str, ItemRecord]]:
         sql = ("SELECT f.source, i.source_key, i.status, i.fingerprint, i.message_id, i.size, i.subject, "
-               "i.target_id, i.failure, i.reason, i.attempts FROM items i JOIN folders f ON f.id = i.folder_id")
+               "i.target_id, i.failure, i.reason, i.attempts, i.fidelity "
+               "FROM items i JOIN folders f ON f.id = i.folder_id")
         where: list[str] = []
         args: list[int | str] = []
         if folder_id is not None:
@@ -220,7 +264,7 @@ class Journal:
         if where:
             sql += " WHERE " + " AND ".join(where)
         for row in self.db.execute(sql + " ORDER BY f.id, i.updated", args):
-            yield row[0], ItemRecord(*row[1:])
+            yield row[0], _record(row[1:])
 
     def totals(self) -> list[FolderTotals]:
         rows = self.db.execute(

@@ -17,11 +17,13 @@ from datetime import UTC, datetime
 from datetime import time as dtime
 from typing import Any
 
-from migrate.copy import OnTarget, RetryPolicy, content_sha256, id_key, to_crlf
+from migrate.crlf import to_crlf
+from migrate.engine.dedupe import OnTarget, content_sha256, id_key
 from migrate.engine.journal import ItemRecord, Journal
+from migrate.engine.retry import RetryPolicy
 from migrate.engine.verify import flags_for
 from migrate.errors import ExitCode, MigrateError
-from migrate.model import Folder, MessageRef
+from migrate.model import Folder, ItemKind, MessageRef
 from migrate.plan import FolderPlan, Plan
 from migrate.progress import Progress, Reporter, silent
 from migrate.sources.base import Source, chunked
@@ -40,6 +42,7 @@ class Batch:
     subjects: dict[str, str | None]
     attempt: int = 1
     check_first: bool = False  # an earlier try may have landed: ask the target before sending
+    job: _Job | None = None
 
 
 @dataclass
@@ -52,6 +55,25 @@ class FolderOutcome:
     already: int = 0  # closed in the journal by an earlier run
     excluded: int = 0  # left out by the plan's filters
     bytes: int = 0
+
+
+@dataclass(eq=False)
+class _Job:
+    """One folder's move. The journal thread prepares its journal side; the reader thread opens its
+    target folder (with the connection that thread alone uses) and reads it; folders overlap: the
+    next is read while the last batches of the one before are still going up."""
+
+    folder: Folder
+    plan: FolderPlan
+    folder_id: int
+    closed: set[str]  # source keys the journal has closed
+    in_flight: set[str]  # source keys a killed run left pending
+    claims: tuple[set[str], list[tuple[str | None, int]]]  # journal.claims(): sent target ids, found ones
+    outcome: FolderOutcome
+    there: TargetFolder | None = None
+    on_target: OnTarget | None = None
+    batches: int = 0  # sent and not yet answered
+    read_done: bool = False
 
 
 @dataclass
@@ -103,7 +125,8 @@ def in_date_range(plan: Plan, ref: MessageRef) -> bool:
 class Runner:
     def __init__(self, plan: Plan, open_source: SourceFactory, open_target: TargetFactory, journal: Journal,
                  report: Reporter = silent, workers: int | None = None, dry_run: bool = False,
-                 retry: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+                 retry: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep,
+                 readers: int = 2) -> None:
         self.plan = plan
         self.open_source = open_source
         self.open_target = open_target
@@ -113,6 +136,10 @@ class Runner:
         self.dry_run = dry_run
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
+        # Folders read at once, each on its own source connection (opened only when a reader gets a
+        # folder, so a one-folder POP3 maildrop, which takes one session at a time, gets one).
+        self.readers = max(1, readers)
+        self._problems: list[str] = []
         self.result = RunResult(plan.source.url, plan.target.url, str(journal.path), dry_run, datetime.now(UTC))
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._uploads: queue.Queue[Batch | None] = queue.Queue()
@@ -134,26 +161,18 @@ class Runner:
     def run(self) -> RunResult:
         run_id = self.journal.start_run()
         outcome = "interrupted"
-        main_target = None if self.dry_run else self.open_target()
+        # Only the reader thread uses this connection (folders, dedupe listings, read-backs).
+        reader_target = None if self.dry_run else self.open_target()
         try:
-            n = self.workers or (main_target.capabilities.concurrency if main_target else 1)
+            n = self.workers or (reader_target.capabilities.concurrency if reader_target else 1)
             uploaders = [threading.Thread(target=self._upload_loop, name=f"upload-{i}", daemon=True)
                          for i in range(0 if self.dry_run else n)]
             for thread in uploaders:
                 thread.start()
             try:
                 with self.open_source() as source:
-                    folders = {f.name: f for f in source.folders()}
-                    for plan_folder in self.plan.included():
-                        if self._stop.is_set():
-                            break
-                        folder = folders.get(plan_folder.source)
-                        if folder is None:
-                            self.result.failures.append({"folder": plan_folder.source, "key": None, "subject": None,
-                                                         "failure": "missing", "reason": "the folder is gone"})
-                            continue
-                        self._folder(source, folder, plan_folder, main_target)
-                    self.result.source_problems = [f"{p.where}: {p.detail}" for p in source.problems]
+                    self._all_folders(source, reader_target, n)
+                    self.result.source_problems = [f"{p.where}: {p.detail}" for p in source.problems] + self._problems
             finally:
                 for _ in uploaders:
                     self._uploads.put(None)
@@ -161,124 +180,205 @@ class Runner:
                     thread.join()
             outcome = "stopped" if self.result.stopped else ("failed" if self.result.failures else "done")
         finally:
-            if main_target is not None:
-                main_target.close()
+            if reader_target is not None:
+                reader_target.close()
             self.journal.end_run(run_id, outcome)
             self.result.ended = datetime.now(UTC)
         return self.result
 
-    # --- one folder: the reader feeds this thread, which feeds the uploaders ---------------
+    # --- the folders: the reader feeds this thread, which feeds the uploaders --------------
 
-    def _folder(self, source: Source, folder: Folder, plan_folder: FolderPlan, target: Target | None) -> None:
+    def _all_folders(self, source: Source, target: Target | None, uploaders: int) -> None:
+        folders = {f.name: f for f in source.folders()}
+        plans = iter(self.plan.included())
+        jobs: queue.Queue[_Job | None] = queue.Queue()
+        count = min(self.readers, max(1, len(self.plan.included())))
+
+        def next_job() -> bool:
+            """Prepare the next folder's journal side and hand it to a reader; False at the end."""
+            for plan_folder in plans:
+                folder = folders.get(plan_folder.source)
+                if folder is None:
+                    self.result.failures.append({"folder": plan_folder.source, "key": None, "subject": None,
+                                                 "failure": "missing", "reason": "the folder is gone"})
+                    continue
+                jobs.put(self._job(folder, plan_folder))
+                return True
+            for _ in range(count):
+                jobs.put(None)
+            return False
+
+        # Batches small enough that every uploader has one while the readers fill the next,
+        # within the bytes held in memory.
+        batch_bytes = max(256 * 1024, min(8 * 1024 * 1024, self._held_cap // (2 * max(uploaders, 1))))
+        readers = [threading.Thread(target=self._reader, name=f"reader-{i}", daemon=True,
+                                    args=(source if i == 0 else None, target if i == 0 else None, jobs, batch_bytes))
+                   for i in range(count)]
+        more = True
+        for _ in range(count + 1):  # a folder ahead: no reader waits for the journal
+            more = more and next_job()
+        for reader in readers:
+            reader.start()
+        reading = count
+        released = False
+        try:
+            while reading or self._in_flight:
+                kind, payload = self._events.get()
+                job: _Job | None = None
+                if kind == "batch":
+                    job = payload.job
+                    self._send(payload)
+                elif kind == "records":
+                    job = payload[0]
+                    self._close(job.outcome, job.folder_id, payload[1])
+                elif kind == "uploaded":
+                    job = payload[0].job
+                    self._uploaded(job.outcome, payload[0], payload[1], job.on_target)
+                elif kind == "started":
+                    job = payload
+                    self.report(Progress("upload", job.plan.source, 0, 0, total_items=None))
+                elif kind == "read-done":
+                    job = payload
+                    job.read_done = True
+                    more = more and next_job()
+                elif kind == "reader-done":
+                    reading -= 1
+                elif kind == "died":  # an upload thread died: stop as a kill would, its batch left pending
+                    raise payload
+                elif kind == "error":
+                    reading -= 1
+                    self._halt()
+                    self._pending_error = self._pending_error or payload
+                if job is not None:
+                    self._progress(job)
+                if self._stop.is_set() and not released:
+                    released = True  # a reader waiting for a folder must hear that there is none
+                    for _ in readers:
+                        jobs.put(None)
+        except BaseException:
+            # Never leave a reader behind (a kill, a dead uploader): it would go on reading a closed source.
+            self._halt()
+            for _ in readers:
+                jobs.put(None)
+            for reader in readers:
+                reader.join()
+            raise
+        for reader in readers:
+            reader.join()
+        if self._pending_error is not None:
+            error, self._pending_error = self._pending_error, None
+            raise error
+
+    def _progress(self, job: _Job) -> None:
+        done = job.outcome.created + job.outcome.skipped + job.outcome.failed
+        finished = job.read_done and job.batches == 0
+        self.report(Progress("upload", job.plan.source, done, job.outcome.bytes,
+                             total_items=done if finished else None))
+
+    def _job(self, folder: Folder, plan_folder: FolderPlan) -> _Job:
         name = "/".join(plan_folder.target)
         outcome = FolderOutcome(plan_folder.source, name)
         self.result.folders.append(outcome)
         folder_id = self.journal.folder(plan_folder.source, name)
         closed = self.journal.closed_keys(folder_id)
         in_flight = {r.source_key for r in self.journal.pending(folder_id)}
-        if target is None:
-            there = TargetFolder(tuple(plan_folder.target), "(dry run)")
-            on_target = None
-        else:
-            there = target.ensure_folder(tuple(plan_folder.target), folder)
-            # The target is listed when dedupe is on, or when an earlier run was killed mid-batch.
-            on_target = None
-            if self.plan.dedupe or in_flight:
-                sent, found = self.journal.claims(folder_id)
-                with self._known_lock:
-                    self._known |= sent
-                on_target = OnTarget(target, there, claimed=sent)
-                for message_id, size in found:
-                    on_target.claim(message_id, size)
-        self.report(Progress("upload", plan_folder.source, 0, 0, total_items=None))
-        reader = threading.Thread(target=self._read_folder, name="reader", daemon=True,
-                                  args=(source, folder, plan_folder, folder_id, there, closed, in_flight,
-                                        on_target, outcome))
-        reader.start()
-        reading = True
-        try:
-            while reading or self._in_flight:
-                kind, payload = self._events.get()
-                if kind == "batch":
-                    self._send(payload)
-                elif kind == "records":
-                    self._close(outcome, *payload)
-                elif kind == "uploaded":
-                    self._uploaded(outcome, payload[0], payload[1], on_target)
-                elif kind == "read-done":
-                    reading = False
-                elif kind == "died":  # an upload thread died: stop as a kill would, its batch left pending
-                    raise payload
-                elif kind == "error":
-                    self._halt()
-                    reading = False
-                    if not self._in_flight:
-                        reader.join()
-                        raise payload
-                    self._pending_error = payload
-                self.report(Progress("upload", plan_folder.source, outcome.created + outcome.skipped + outcome.failed,
-                                     outcome.bytes))
-        except BaseException:
-            # Never leave the reader behind (a kill, a dead uploader): it would go on reading a closed source.
-            self._halt()
-            reader.join()
-            raise
-        reader.join()
-        if self._pending_error is not None:
-            error, self._pending_error = self._pending_error, None
-            raise error
-        self.report(Progress("upload", plan_folder.source, outcome.created + outcome.skipped + outcome.failed,
-                             outcome.bytes, total_items=outcome.created + outcome.skipped + outcome.failed))
+        claims: tuple[set[str], list[tuple[str | None, int]]] = (set(), [])
+        if not self.dry_run and (self.plan.dedupe or in_flight):
+            sent, found = self.journal.claims(folder_id)
+            with self._known_lock:
+                self._known |= sent
+            claims = (sent, list(found))
+        return _Job(folder, plan_folder, folder_id, closed, in_flight, claims, outcome)
 
-    def _read_folder(self, source: Source, folder: Folder, plan_folder: FolderPlan, folder_id: int,
-                     there: TargetFolder, closed: set[str], in_flight: set[str], on_target: OnTarget | None,
-                     outcome: FolderOutcome) -> None:
+    def _reader(self, source: Source | None, target: Target | None, jobs: queue.Queue[_Job | None],
+                batch_bytes: int) -> None:
+        own_source = source is None
+        own_target = target is None and not self.dry_run
         try:
-            caps_limit = self.plan.filters.max_message_size
-            batch_bytes, batch_items = 8 * 1024 * 1024, 100
-            if not self.dry_run and on_target is not None:
-                batch_bytes = on_target.target.capabilities.max_batch_bytes
-                batch_items = on_target.target.capabilities.max_batch_items
-            for refs in chunked(self._wanted(source, folder, closed, outcome), batch_bytes, batch_items):
-                if self._stop.is_set():
+            while not self._stop.is_set():
+                job = jobs.get()
+                if job is None:
                     break
-                records: list[ItemRecord] = []
-                to_read: list[MessageRef] = []
-                for ref in refs:
-                    check = on_target is not None and (self.plan.dedupe or ref.key in in_flight)
-                    if ref.size > caps_limit:
-                        records.append(ItemRecord(ref.key, "failed", None, ref.message_id, ref.size, ref.subject,
-                                                  failure=Failure.TOO_LARGE.value,
-                                                  reason=f"{ref.size:,} bytes: over the limit of {caps_limit:,}"))
-                    # Where the target keeps raw bytes, sizes are compared on the CRLF bytes (after the
-                    # read): the listed size of an LF message would match the wrong copy.
-                    elif check and on_target is not None and not on_target.raw and on_target.take_listed(ref):
-                        records.append(ItemRecord(ref.key, "skipped", None, ref.message_id, ref.size, ref.subject,
-                                                  reason="already on the target"))
-                    else:
-                        to_read.append(ref)
-                items: list[UploadItem] = []
-                subjects: dict[str, str | None] = {}
-                for ref, raw in source.read(folder, to_read):
-                    raw = to_crlf(raw)
-                    received = ref.internal_date or ref.date
-                    check = on_target is not None and (self.plan.dedupe or ref.key in in_flight)
-                    if check and on_target is not None and on_target.take_read(
-                            ref.message_id, raw, received.timestamp() if received else None):
-                        records.append(ItemRecord(ref.key, "skipped", None, ref.message_id, len(raw), ref.subject,
-                                                  reason="already on the target"))
-                        continue
-                    subjects[ref.key] = ref.subject
-                    items.append(UploadItem(ref.key, raw, flags_for(source, ref), received, ref.date, ref.message_id))
-                if records:
-                    self._events.put(("records", (folder_id, records)))
-                if items:
-                    self._hold(sum(len(i.raw) for i in items))
-                    self._events.put(("batch", Batch(plan_folder, folder_id, there, items, subjects)))
+                if source is None:
+                    source = self.open_source()
+                if target is None and not self.dry_run:
+                    target = self.open_target()
+                self._open_folder(target, job)
+                self._events.put(("started", job))
+                self._read_folder(source, job, batch_bytes)
+                self._events.put(("read-done", job))
         except BaseException as exc:
             self._events.put(("error", exc))
             return
-        self._events.put(("read-done", None))
+        finally:
+            if own_source and source is not None:
+                self._problems += [f"{p.where}: {p.detail}" for p in source.problems]
+                source.close()
+            if own_target and target is not None:
+                target.close()
+        self._events.put(("reader-done", None))
+
+    def _open_folder(self, target: Target | None, job: _Job) -> None:
+        if target is None:
+            job.there = TargetFolder(tuple(job.plan.target), "(dry run)")
+            return
+        job.there = target.ensure_folder(tuple(job.plan.target), job.folder)
+        # The target is listed when dedupe is on, or when an earlier run was killed mid-batch.
+        if self.plan.dedupe or job.in_flight:
+            sent, found = job.claims
+            job.on_target = OnTarget(target, job.there, claimed=sent)
+            for message_id, size in found:
+                job.on_target.claim(message_id, size)
+
+    def _read_folder(self, source: Source, job: _Job, batch_bytes: int) -> None:
+        folder, on_target, in_flight = job.folder, job.on_target, job.in_flight
+        assert job.there is not None
+        caps_limit = self.plan.filters.max_message_size
+        batch_items = 100
+        if not self.dry_run and on_target is not None:
+            batch_bytes = min(batch_bytes, on_target.target.capabilities.max_batch_bytes)
+            batch_items = on_target.target.capabilities.max_batch_items
+        for refs in chunked(self._wanted(source, folder, job.closed, job.outcome), batch_bytes, batch_items):
+            if self._stop.is_set():
+                break
+            records: list[ItemRecord] = []
+            to_read: list[MessageRef] = []
+            for ref in refs:
+                check = on_target is not None and (self.plan.dedupe or ref.key in in_flight)
+                if ref.size > caps_limit:
+                    records.append(ItemRecord(ref.key, "failed", None, ref.message_id, ref.size, ref.subject,
+                                              failure=Failure.TOO_LARGE.value,
+                                              reason=f"{ref.size:,} bytes: over the limit of {caps_limit:,}"))
+                # Where the target keeps raw bytes, sizes are compared on the CRLF bytes (after the
+                # read): the listed size of an LF message would match the wrong copy.
+                elif check and on_target is not None and not on_target.raw and (
+                        matched := on_target.take_listed(ref)) is not None:
+                    records.append(ItemRecord(ref.key, "skipped", None, ref.message_id, ref.size, ref.subject,
+                                              matched, reason="already on the target"))
+                else:
+                    to_read.append(ref)
+            items: list[UploadItem] = []
+            subjects: dict[str, str | None] = {}
+            mail = folder.kind is ItemKind.MAIL
+            for ref, raw in source.read(folder, to_read):
+                # Mail goes as CRLF, which IMAP demands and Exchange stores; an iCalendar or vCard
+                # item goes as the source has it (a UTF-16 vCard would not survive the rewrite).
+                raw = to_crlf(raw) if mail else raw
+                received = ref.internal_date or ref.date
+                check = on_target is not None and (self.plan.dedupe or ref.key in in_flight)
+                if check and on_target is not None and (matched := on_target.take_read(
+                        ref.message_id, raw, received.timestamp() if received else None)) is not None:
+                    records.append(ItemRecord(ref.key, "skipped", None, ref.message_id, len(raw), ref.subject,
+                                              matched, reason="already on the target"))
+                    continue
+                subjects[ref.key] = ref.subject
+                items.append(UploadItem(ref.key, raw, flags_for(source, ref), received, ref.date, ref.message_id,
+                                        crlf=mail))
+            if records:
+                self._events.put(("records", (job, records)))
+            if items:
+                self._hold(sum(len(i.raw) for i in items))
+                self._events.put(("batch", Batch(job.plan, job.folder_id, job.there, items, subjects, job=job)))
 
     def _halt(self) -> None:
         self._stop.set()
@@ -314,12 +414,17 @@ class Runner:
         for r in records:
             if r.status == "skipped":
                 outcome.skipped += 1
+                if r.target_id:  # the copy it matched stands for it now: no retry may take it
+                    with self._known_lock:
+                        self._known.add(r.target_id)
             elif r.status == "failed":
                 outcome.failed += 1
                 self.result.failures.append({"folder": outcome.source, "key": r.source_key, "subject": r.subject,
                                              "failure": r.failure, "reason": r.reason})
 
     def _send(self, batch: Batch) -> None:
+        if batch.job is not None:
+            batch.job.batches += 1
         if not self.dry_run:
             self.journal.mark_pending(batch.folder_id, [
                 ItemRecord(i.key, "pending", None, i.message_id, len(i.raw), batch.subjects.get(i.key))
@@ -331,13 +436,17 @@ class Runner:
 
     def _close_counts_dry(self, batch: Batch) -> None:
         self._release(sum(len(i.raw) for i in batch.items))
-        outcome = self.result.folders[-1]
+        assert batch.job is not None
+        batch.job.batches -= 1
+        outcome = batch.job.outcome
         outcome.created += len(batch.items)
         outcome.bytes += sum(len(i.raw) for i in batch.items)
 
     def _uploaded(self, outcome: FolderOutcome, batch: Batch, results: list[UploadResult],
                   on_target: OnTarget | None) -> None:
         self._in_flight -= 1
+        if batch.job is not None:
+            batch.job.batches -= 1
         self._release(sum(len(i.raw) for i in batch.items))
         records: list[ItemRecord] = []
         again: list[UploadItem] = []
@@ -347,7 +456,7 @@ class Runner:
             base = (item.key, item.message_id, len(item.raw), subject)
             if result.outcome is Outcome.CREATED:
                 records.append(ItemRecord(base[0], "done", None, base[1], base[2], base[3], result.target_id,
-                                          attempts=batch.attempt))
+                                          attempts=batch.attempt, fidelity=result.fidelity))
                 outcome.created += 1
                 outcome.bytes += len(item.raw)
                 if result.target_id:
@@ -381,8 +490,10 @@ class Runner:
             self.report(Progress("upload", outcome.source, outcome.created + outcome.skipped + outcome.failed,
                                  outcome.bytes, note=f"target busy: waiting {wait:.0f} s"))
             retry = Batch(batch.folder, batch.folder_id, batch.target_folder, again, batch.subjects,
-                          batch.attempt + 1, check_first=True)
+                          batch.attempt + 1, check_first=True, job=batch.job)
             self._in_flight += 1
+            if batch.job is not None:
+                batch.job.batches += 1
             with self._held_lock:  # the retried items are held again until they are done
                 self._held += sum(len(i.raw) for i in again)
             threading.Timer(wait, self._uploads.put, args=(retry,)).start() if wait > 0 else self._uploads.put(retry)

@@ -3,6 +3,9 @@
 Exchange rebuilds MIME (DOMAIN.md, "What Exchange gives back"), so against a target that does
 not keep raw bytes a message is matched by Message-ID and compared by received date and read
 state; content hashes are compared only where the target keeps the bytes (Dovecot).
+
+Events and contacts are matched by their identity (the UID, or a vCard's content fingerprint)
+and compared by title (display name) and, for events, start and end as instants.
 """
 
 from __future__ import annotations
@@ -12,10 +15,10 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
-from migrate.model import Folder, MessageRef
+from migrate.model import Folder, ItemKind, MessageRef
 from migrate.progress import Progress, Reporter, silent
 from migrate.sources.base import Source, chunked
 from migrate.targets.base import ExistingMessage, Target
@@ -123,6 +126,8 @@ def check_folder(
     report: Reporter = silent,
 ) -> FolderCheck:
     """Compare one folder. `excluded` says which source messages were never meant to move."""
+    if folder.kind is not ItemKind.MAIL:
+        return _check_items(source, folder, target, target_folder, target_name, excluded, report)
     check = FolderCheck(folder.name, target_name)
     raw = target.capabilities.keeps_raw_bytes
     on_target: dict[str | None, list[ExistingMessage]] = defaultdict(list)
@@ -192,3 +197,83 @@ def _match(check: FolderCheck, ref: MessageRef, body: bytes | None, on_target: d
                                             "; ".join(problems)))
     else:
         check.matched += 1
+
+
+# --- events and contacts ----------------------------------------------------------------------------
+
+
+def _instant(value: datetime | date | None) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        return datetime.combine(value, time(), UTC)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _day(value: datetime | date) -> date:
+    return value.date() if isinstance(value, datetime) else value
+
+
+def _times(raw: bytes) -> tuple[datetime | None, datetime | None] | None:
+    """An event's start and end as instants, read from its iCalendar bytes; None when they cannot be read."""
+    from migrate.pim.ical import parse_event  # the parser is needed only when calendars are verified
+
+    try:
+        event = parse_event(raw)
+    except Exception:  # a file the run could not move either: nothing to compare it by
+        return None
+    if event.start is None:
+        return None
+    end = event.end
+    if end is None:
+        end = date.fromordinal(_day(event.start).toordinal() + 1) if event.all_day else event.start
+    return _instant(event.start), _instant(end)
+
+
+def _same_text(a: str | None, b: str | None) -> bool:
+    return " ".join((a or "").split()) == " ".join((b or "").split())
+
+
+def _check_items(source: Source, folder: Folder, target: Target, target_folder: Any, target_name: str,
+                 excluded: Callable[[MessageRef], bool], report: Reporter) -> FolderCheck:
+    check = FolderCheck(folder.name, target_name)
+    on_target: dict[str | None, list[ExistingMessage]] = defaultdict(list)
+    for item in target.existing(target_folder):
+        check.target_count += 1
+        on_target[_norm_id(item.message_id)].append(item)
+    wanted: list[MessageRef] = []
+    for ref in source.messages(folder):
+        check.source_count += 1
+        if excluded(ref):
+            check.excluded += 1
+        else:
+            wanted.append(ref)
+    report(Progress("verify", folder.name, 0, 0, total_items=None))
+    events = folder.kind is ItemKind.EVENT
+    for batch in chunked(wanted, 8 * 1024 * 1024):
+        bodies = {r.key: b for r, b in source.read(folder, batch)} if events else {}
+        for ref in batch:
+            candidates = on_target.get(_norm_id(ref.message_id), [])
+            if not candidates:
+                check.differences.append(Difference(Verdict.MISSING, ref.key, None, ref.message_id,
+                                                    "in the source but not on the target"))
+                continue
+            there = candidates.pop(0)
+            problems = []
+            if ref.subject and not _same_text(ref.subject, there.subject):
+                problems.append(f"{'title' if events else 'name'} {there.subject!r} instead of {ref.subject!r}")
+            times = _times(bodies[ref.key]) if ref.key in bodies else None
+            if times is not None:
+                for label, want, got in (("start", times[0], there.received), ("end", times[1], there.end)):
+                    if want is not None and got is not None and not _close_in_time(want, got):
+                        problems.append(f"{label} {got:%Y-%m-%d %H:%M} UTC instead of {want:%Y-%m-%d %H:%M} UTC")
+            if problems:
+                check.differences.append(Difference(Verdict.DIFFERS, ref.key, there.target_id, ref.message_id,
+                                                    "; ".join(problems)))
+            else:
+                check.matched += 1
+    for items in on_target.values():
+        for item in items:
+            check.differences.append(Difference(Verdict.EXTRA, None, item.target_id, item.message_id,
+                                                "on the target but not in the source"))
+    return check

@@ -11,11 +11,13 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, Field, ValidationError
 
 from migrate.engine.journal import Journal, journal_for_plan
 from migrate.errors import UserError
+from migrate.model import Fidelity
 from migrate.plan import Plan
 
 REPORT_VERSION: Literal[1] = 1
@@ -26,6 +28,7 @@ PLAN_SUFFIXES = (".yaml", ".yml")
 class FolderRow(BaseModel):
     source: str
     target: str
+    kind: str = "mail"  # mail, event or contact (an ItemKind value)
     planned: int | None = None  # messages the plan counted in the source
     moved: int = 0
     skipped: int = 0  # already on the target
@@ -61,6 +64,31 @@ class ExclusionRow(BaseModel):
     folder: str
     message: str | None
     reason: str
+
+
+class FidelityFolder(BaseModel):
+    """Events and contacts of one folder by how faithfully they arrived; each item counts once, under the
+    worst that happened to it."""
+
+    folder: str
+    target: str
+    exact: int = 0  # every property carried as it was
+    changed: int = 0  # something changed (a time zone mapped, a phone filed elsewhere), nothing left out
+    dropped: int = 0  # at least one property left out
+
+
+class FidelityNote(BaseModel):
+    """One property changed or left out, over all items: how many items, and a few of them as examples."""
+
+    kind: Literal["changed", "dropped"]
+    property: str
+    items: int
+    examples: list[str] = Field(default_factory=list)  # "subject: what happened"
+
+
+class YearRow(BaseModel):
+    year: int
+    messages: int  # as the source held them when the plan was made
 
 
 class RunRow(BaseModel):
@@ -106,6 +134,7 @@ class ReportData(BaseModel):
     journal: str  # the journal's file name, not its full path
     source: str
     target: str
+    mailbox: str  # the Microsoft 365 mailbox, as an address (from the target URL)
     dry_run: bool = False
     started: datetime | None = None
     ended: datetime | None = None
@@ -114,6 +143,9 @@ class ReportData(BaseModel):
     mb_per_second: float | None = None
     totals: Totals
     folders: list[FolderRow] = Field(default_factory=list)
+    years: list[YearRow] = Field(default_factory=list)
+    fidelity: list[FidelityFolder] = Field(default_factory=list)  # folders of events and contacts only
+    fidelity_notes: list[FidelityNote] = Field(default_factory=list)
     not_moved: list[NotMoved] = Field(default_factory=list)
     skipped: list[SkippedGroup] = Field(default_factory=list)
     exclusions: list[ExclusionRow] = Field(default_factory=list)
@@ -209,12 +241,66 @@ def _when(epoch: float | None) -> datetime | None:
 
 # --- building the report ---------------------------------------------------------------------
 
+EXAMPLES = 3
 
-def report_data(journal: Journal, now: datetime | None = None) -> ReportData:
-    """Everything a report shows, from the journal alone."""
+
+class _FidelityAccount:
+    """Sums the per-item fidelity accounts of a journal into per-folder counts and per-property notes."""
+
+    def __init__(self) -> None:
+        self.folders: dict[str, FidelityFolder] = {}
+        self._notes: dict[tuple[str, str], FidelityNote] = {}
+
+    def add(self, folder: str, target: str, subject: str | None, fidelity: Fidelity) -> None:
+        row = self.folders.setdefault(folder, FidelityFolder(folder=folder, target=target))
+        if fidelity.dropped:
+            row.dropped += 1
+        elif fidelity.changed:
+            row.changed += 1
+        else:
+            row.exact += 1
+        kinds: tuple[tuple[Literal["changed", "dropped"], list[tuple[str, str]]], ...] = (
+            ("changed", fidelity.changed), ("dropped", fidelity.dropped))
+        for kind, pairs in kinds:
+            seen: set[str] = set()
+            for prop, text in pairs:
+                note = self._notes.setdefault((kind, prop), FidelityNote(kind=kind, property=prop, items=0))
+                if prop not in seen:
+                    note.items += 1
+                    seen.add(prop)
+                if len(note.examples) < EXAMPLES:
+                    note.examples.append(f"{subject or '(no title)'}: {text}")
+
+    def notes(self) -> list[FidelityNote]:
+        return sorted(self._notes.values(), key=lambda n: (n.kind != "dropped", -n.items, n.property))
+
+
+def mailbox_of(url: str) -> str:
+    """The mailbox address a target URL names: `ews://anna@contoso.se?...` -> anna@contoso.se,
+    `imaps://anna%40contoso.se@outlook.office365.com` -> anna@contoso.se."""
+    try:
+        parts = urlsplit(url)
+        user = unquote(parts.username or "")
+        host = parts.hostname or ""
+    except ValueError:
+        return ""
+    if "@" in user or not user:
+        return user
+    return f"{user}@{host}" if parts.scheme.lower() in ("ews", "graph") and host else user
+
+
+def report_data(journal: Journal, now: datetime | None = None, verification_json: str | None = None) -> ReportData:
+    """Everything a report shows, from the journal alone; `verification_json` is a verify --json document
+    to use when the journal holds none (a batch keeps one beside each journal)."""
     plan = _meta(journal, "plan", Plan)
     last = _meta(journal, "last_run", _RunDoc)
     check = _meta(journal, "verification", _VerificationDoc)
+    if check is None and verification_json is not None:
+        try:
+            check = _VerificationDoc.model_validate_json(verification_json)
+        except ValidationError as exc:
+            raise UserError(f"the verification beside {journal.path} cannot be read ({exc.errors()[0]['msg']})",
+                            hint="verify again: o365-migrate verify PLAN --json verify.json") from None
     if plan is None and last is None:
         raise UserError(f"the journal {journal.path} holds no plan and no run",
                         hint="run the migration first: o365-migrate run PLAN")
@@ -222,7 +308,7 @@ def report_data(journal: Journal, now: datetime | None = None) -> ReportData:
     rows: dict[str, FolderRow] = {}
     for planned in plan.included() if plan else []:
         rows[planned.source] = FolderRow(source=planned.source, target="/".join(planned.target),
-                                         planned=planned.messages)
+                                         kind=planned.kind.value, planned=planned.messages)
     for t in journal.totals():
         row = rows.setdefault(t.source, FolderRow(source=t.source, target=t.target))
         row.target = t.target
@@ -237,7 +323,10 @@ def report_data(journal: Journal, now: datetime | None = None) -> ReportData:
     skipped: dict[tuple[str, str], int] = {}
     found = {(fc.source, d.key) for fc in check.folders for d in fc.differences} if check else set()
     subjects: dict[tuple[str, str | None], str | None] = {}  # of the messages the check found a problem with
+    account = _FidelityAccount()
     for folder, item in journal.items():
+        if item.status == "done" and item.fidelity is not None:
+            account.add(folder, rows[folder].target if folder in rows else folder, item.subject, item.fidelity)
         if (folder, item.source_key) in found:
             subjects[(folder, item.source_key)] = item.subject
         if item.status in ("failed", "pending"):
@@ -277,6 +366,10 @@ def report_data(journal: Journal, now: datetime | None = None) -> ReportData:
     ended_at = max((r.ended for r in runs if r.ended), default=None) if runs else (last.ended if last else None)
 
     folders = list(rows.values())
+    years: dict[int, int] = {}
+    for planned in plan.included() if plan else []:
+        for year, count in planned.years.items():
+            years[year] = years.get(year, 0) + count
     totals = Totals(planned=sum(f.planned or 0 for f in folders),
                     **{name: sum(getattr(f, name) for f in folders)
                        for name in ("moved", "skipped", "failed", "pending", "already", "excluded", "bytes")})
@@ -301,6 +394,7 @@ def report_data(journal: Journal, now: datetime | None = None) -> ReportData:
         journal=journal.path.name,
         source=plan.source.url if plan else last.source if last else "",
         target=plan.target.url if plan else last.target if last else "",
+        mailbox=mailbox_of(plan.target.url if plan else last.target if last else ""),
         dry_run=last.dry_run if last else False,
         started=started_at,
         ended=ended_at,
@@ -309,6 +403,9 @@ def report_data(journal: Journal, now: datetime | None = None) -> ReportData:
         mb_per_second=round(totals.bytes / MB / seconds, 2) if seconds else None,
         totals=totals,
         folders=folders,
+        years=[YearRow(year=y, messages=n) for y, n in sorted(years.items())],
+        fidelity=list(account.folders.values()),
+        fidelity_notes=account.notes(),
         not_moved=list(not_moved.values()),
         skipped=[SkippedGroup(folder=f, reason=r, count=n) for (f, r), n in skipped.items()],
         exclusions=[ExclusionRow(folder=e.folder, message=e.message, reason=e.reason)
@@ -323,7 +420,7 @@ def report_data(journal: Journal, now: datetime | None = None) -> ReportData:
     )
 
 
-def from_journal(path: Path, now: datetime | None = None) -> ReportData:
+def from_journal(path: Path, now: datetime | None = None, verification: Path | None = None) -> ReportData:
     if not path.is_file():
         raise UserError(f"the journal {path} does not exist",
                         hint="give the journal, or the plan it sits beside: o365-migrate report PLAN -o report.html")
@@ -332,7 +429,8 @@ def from_journal(path: Path, now: datetime | None = None) -> ReportData:
     except sqlite3.DatabaseError:
         raise UserError(f"{path} is not a journal", hint="give the plan, or its .journal.sqlite file") from None
     try:
-        return report_data(journal, now)
+        text = verification.read_text(encoding="utf-8") if verification and verification.is_file() else None
+        return report_data(journal, now, text)
     except sqlite3.DatabaseError as exc:
         raise UserError(f"{path} is not a readable journal ({exc})",
                         hint="give the plan's .journal.sqlite file") from None

@@ -1,11 +1,17 @@
-"""Every word a report says, per language. A new language is one more dict with the same keys
-(a missing key fails the render: the templates run with StrictUndefined)."""
+"""Every word a report, a guide or a DNS checklist says, per language.
+
+A new language is one more dict with the same keys and the same %(placeholders)s (a test checks
+both; a missing key fails the render, the templates run with StrictUndefined). Numbers and dates
+are not written here: migrate/reporting/formats.py writes them per language.
+"""
 
 from __future__ import annotations
 
 EN: dict[str, str] = {
     "lang": "en",
+    # --- the report -------------------------------------------------------------------------
     "title": "Mail migration report",
+    "mailbox_label": "Mailbox",
     "arrow_to": "to",
     "generated": "Report made %(when)s from %(journal)s",
     "verdict_verified": "All %(n)s messages moved and verified",
@@ -14,7 +20,8 @@ EN: dict[str, str] = {
     "verdict_problems_detail": "Most of the mail has moved; the messages listed below did not, or not as they should.",
     "verdict_stopped": "The migration stopped before the end",
     "verdict_unverified": "%(n)s messages moved, not yet verified",
-    "verdict_unverified_detail": "Run o365-migrate verify to check every folder against the source.",
+    "verdict_unverified_detail": "Not verified: nobody has yet compared Microsoft 365 with the old mailbox. "
+                                 "Run o365-migrate verify to check every folder against the source.",
     "dry_run": "This was a rehearsal (dry run): nothing was written to the target.",
     "stopped": "The run stopped early: %(reason)s",
     "summary": "Summary",
@@ -30,12 +37,12 @@ EN: dict[str, str] = {
     "per_second_messages": "%(n)s messages/s",
     "per_second_mb": "%(n)s MB/s",
     "verified_count": "Verified",
-    "not_checked": "not checked",
+    "not_checked": "not verified",
     "folders": "Folders",
     "folder": "Folder",
     "target_folder": "In Microsoft 365",
     "planned": "Planned",
-    "check": "Check",
+    "check": "Verification",
     "in_source": "Source",
     "on_target": "Target",
     "verdict_match": "match",
@@ -75,9 +82,427 @@ EN: dict[str, str] = {
     "still_running": "not finished",
     "from": "From",
     "to": "to",
+    "fidelity_title": "Calendars and contacts: how faithfully they arrived",
+    "fidelity_intro": "Every event and contact is accounted for: carried as it was, changed to fit Microsoft 365, "
+                      "or with something Microsoft 365 cannot hold left out. Nothing was left out silently.",
+    "fidelity_exact": "Carried exactly",
+    "fidelity_changed": "With changes",
+    "fidelity_dropped": "With something left out",
+    "fidelity_notes": "What was changed or left out",
+    "fidelity_kind": "What happened",
+    "fidelity_kind_changed": "changed",
+    "fidelity_kind_dropped": "left out",
+    "property": "Property",
+    "items": "Items",
+    "examples": "Examples",
     "hashes_compared": "Messages were compared byte for byte.",
     "ids_compared": "Messages were compared by Message-ID, received date and read state "
                     "(Microsoft 365 does not keep the original bytes).",
+    "charts": "At a glance",
+    "chart_size_by_folder": "Size by folder",
+    "chart_items_by_year": "Messages by year (as the source held them)",
+    "chart_outcome": "Moved, already there and not moved",
+    "chart_none": "Nothing to draw yet.",
+    "chart_more": "%(n)s more folder(s)",
+    "kind_mail": "mail",
+    "kind_event": "calendar",
+    "kind_contact": "contacts",
+    "made_by": "Made by o365-migrate.",
+    # --- the batch summary ------------------------------------------------------------------
+    "batch_title": "Migration summary",
+    "batch_intro": "%(n)s mailbox(es) from %(csv)s.",
+    "batch_mailboxes": "Mailboxes",
+    "batch_state": "State",
+    "batch_verdict": "Result",
+    "batch_error": "Problem",
+    "batch_report": "Report",
+    "batch_open": "open",
+    "batch_no_journal": "no run yet",
+    "batch_verified_n": "%(n)s of %(total)s verified",
+    "batch_problems_n": "%(n)s with problems",
+    "batch_unverified_n": "%(n)s not verified",
+    "batch_not_done_n": "%(n)s not finished",
+    "state_pending": "waiting",
+    "state_planning": "planning",
+    "state_running": "running",
+    "state_done": "done",
+    "state_failed": "failed",
+    "state_stopped": "stopped",
+    "result_verified": "verified",
+    "result_problems": "problems",
+    "result_not verified": "not verified",
+    "result_none": "no result",
+    # --- the DNS checklist ------------------------------------------------------------------
+    "dns_title": "DNS cut-over checklist for %(domain)s",
+    "dns_intro": "Looked up %(when)s. Microsoft 365 needs these records; each is compared with what the domain "
+                 "has now.",
+    "dns_tenant_unknown": "The tenant's initial domain (NAME.onmicrosoft.com) was not given, so the DKIM values "
+                          "are shown as a pattern: the Microsoft 365 admin center shows the exact ones.",
+    "dns_record": "Record",
+    "dns_name": "Name",
+    "dns_type": "Type",
+    "dns_current": "Now",
+    "dns_wanted": "Set to",
+    "dns_verdict": "Verdict",
+    "dns_none": "(none)",
+    "dns_right": "already right",
+    "dns_change": "to change",
+    "dns_missing": "missing",
+    "dns_unknown": "not looked up",
+    "dns_mx": "Incoming mail (MX)",
+    "dns_spf": "Sender check (SPF)",
+    "dns_autodiscover": "Client set-up (Autodiscover)",
+    "dns_dkim1": "Signing key 1 (DKIM)",
+    "dns_dkim2": "Signing key 2 (DKIM)",
+    "dns_dmarc": "Sender policy (DMARC)",
+    "advice_mx_right": "Mail already arrives at Microsoft 365.",
+    "advice_mx_old": "Mail still arrives at the old provider. Switch it at the cut-over step, not before.",
+    "advice_mx_mixed": "Microsoft 365 and other servers both receive mail: keep only Microsoft 365's record.",
+    "advice_mx_missing": "The domain has no MX record: nobody receives its mail.",
+    "advice_spf_right": "Microsoft 365 may send for the domain.",
+    "advice_spf_add": "Add include:spf.protection.outlook.com to the existing record (one SPF record only); "
+                      "remove the old provider's part once it no longer sends for the domain.",
+    "advice_spf_many": "The domain has %(n)s SPF records: receivers treat that as an error. Merge them into one.",
+    "advice_spf_missing": "No SPF record: add one.",
+    "advice_autodiscover_right": "Outlook and phones find Microsoft 365 by themselves.",
+    "advice_autodiscover_old": "Points elsewhere: change it at the cut-over step, so that clients find Microsoft 365.",
+    "advice_autodiscover_missing": "Add it at the cut-over step, so that Outlook and phones set themselves up.",
+    "advice_dkim_right": "In place; turn DKIM signing on in Microsoft 365 once both selectors are there.",
+    "advice_dkim_old": "Points elsewhere (the old provider's key?): change it when Microsoft 365 starts sending.",
+    "advice_dkim_missing": "Add it, then turn DKIM signing on in Microsoft 365.",
+    "advice_dmarc_right": "A DMARC policy is published.",
+    "advice_dmarc_none": "A DMARC policy is published with p=none (report only); tighten it once reports are clean.",
+    "advice_dmarc_many": "The domain has %(n)s DMARC records: receivers ignore them all. Keep one.",
+    "advice_dmarc_missing": "Add one, starting with p=none; put a mailbox you read in rua.",
+    "dns_lookup_failed": "Lookup failed: %(detail)s",
+    "dns_steps": "Order of the cut-over",
+    "dns_step_ttl": "Lower the MX record's TTL to 300 seconds (it is %(ttl)s s now) at least %(wait)s before the "
+                    "switch, so that the change spreads within minutes.",
+    "dns_step_ttl_ok": "The MX record's TTL is %(ttl)s s: short enough for a quick switch.",
+    "dns_step_spf": "Add Microsoft 365 to the SPF record now: it changes nothing for incoming mail.",
+    "dns_step_migrate": "Run the migration: o365-migrate run PLAN (or batch). Users keep working in the old mailbox.",
+    "dns_step_switch": "Switch the MX record to Microsoft 365 and set the Autodiscover CNAME.",
+    "dns_step_final": "Final pass: run the migration again; it moves only what arrived in the old mailbox meanwhile. "
+                      "Then verify: o365-migrate verify PLAN.",
+    "dns_step_dkim": "Add both DKIM CNAMEs and turn DKIM signing on for the domain in Microsoft 365.",
+    "dns_step_dmarc": "Publish DMARC with p=none; tighten to quarantine or reject once the reports show only "
+                      "your own mail.",
+    "dns_step_ttl_back": "Raise the TTLs again (for example to 3600 s) once everything works.",
+    "dns_sources": "Microsoft's documentation",
+    "dns_skipped_onmicrosoft": "%(domain)s belongs to Microsoft: it needs no DNS changes.",
+    # --- the onboarding guide ----------------------------------------------------------------
+    "guide_title": "Your new mailbox in Microsoft 365",
+    "guide_hello": "Your mail has moved to Microsoft 365. This guide shows how to reach it from your computer, "
+                   "phone and the web, and what to do with your old account.",
+    "guide_address": "Your address",
+    "guide_address_text": "Your e-mail address is %(mailbox)s, as before or as your administrator told you.",
+    "guide_signin_title": "Signing in",
+    "guide_signin_text": "You sign in with your e-mail address and your Microsoft 365 password (from your "
+                         "administrator, not the old one). If your organisation uses two-step sign-in (MFA), "
+                         "Microsoft asks once on each new device for a code or an approval in the Microsoft "
+                         "Authenticator app.",
+    "guide_servers_text": "You do not need to type any server names: the apps find Microsoft 365 from your address. "
+                          "If an app still asks, the server is outlook.office365.com.",
+    "guide_web_title": "On the web",
+    "guide_web_steps": "Open https://outlook.office.com in a browser.|Sign in with your address and password.",
+    "guide_windows_title": "Outlook on Windows",
+    "guide_windows_steps": "Open Outlook and choose File, then Add Account.|Type %(mailbox)s and choose Connect.|"
+                           "Sign in in the Microsoft window that opens; Outlook sets up mail, calendar and "
+                           "contacts by itself.",
+    "guide_mac_title": "Outlook on a Mac",
+    "guide_mac_steps": "Open Outlook and choose Outlook, then Settings (Preferences), then Accounts.|Choose + and "
+                       "New Account, type %(mailbox)s and choose Continue.|Sign in in the Microsoft window.",
+    "guide_applemail_title": "Apple Mail on a Mac",
+    "guide_applemail_steps": "Open System Settings, then Internet Accounts, and choose Add Account.|Choose "
+                             "Microsoft Exchange, type your name and %(mailbox)s, and choose Sign In.|Sign in in "
+                             "the Microsoft window and choose which apps to use (Mail, Contacts, Calendars).",
+    "guide_iphone_title": "iPhone and iPad",
+    "guide_iphone_steps": "Easiest: install Microsoft Outlook from the App Store, open it and add %(mailbox)s.|"
+                          "Or with Apple's Mail app: open Settings, then Mail (under Apps on newer iOS), "
+                          "Accounts, Add Account, Microsoft Exchange.|Type %(mailbox)s, choose Next, then Sign In "
+                          "(not Configure Manually), and sign in in the Microsoft window.",
+    "guide_android_title": "Android",
+    "guide_android_steps": "Easiest: install Microsoft Outlook from Google Play, open it and add %(mailbox)s.|"
+                           "Or in the Gmail app: tap your picture, Add another account, Exchange and Microsoft 365.|"
+                           "Type %(mailbox)s and sign in in the Microsoft window.",
+    "guide_changed_title": "What changed",
+    "guide_changed_mail": "Your old mail (%(n)s messages) is in your new mailbox, in the same folders as before.",
+    "guide_changed_folders": "Folders in your new mailbox:",
+    "guide_changed_calendar": "Your calendar is in Calendar in the new mailbox.",
+    "guide_changed_contacts": "Your contacts are in Contacts (People) in the new mailbox.",
+    "guide_changed_no_pim": "Calendars and contacts were not part of this move: keep them where they are, or ask "
+                            "your administrator.",
+    "guide_changed_not_moved": "%(n)s message(s) could not be moved; your administrator has the list and will "
+                               "contact you about them.",
+    "guide_changed_password": "Your password is the Microsoft 365 one; the old account's password no longer matters "
+                              "for the new mailbox.",
+    "guide_old_title": "Your old account",
+    "guide_old_server": "Your old mailbox (%(old)s) is kept as it was. Do not delete anything in it.",
+    "guide_old_files": "Your old mail program's files on your computer stay as they were. Do not delete them.",
+    "guide_old_keep": "Keep the old account on your devices, but only for reading, for %(days)s days (until "
+                      "%(date)s). Send all new mail from Microsoft 365.",
+    "guide_old_remove": "After that, remove the old account from your phone and computer (not before: new mail "
+                        "reaches Microsoft 365 only after the switch).",
+    "guide_old_pop": "If your computer downloaded the old mail (POP), that copy on your computer stays: do not "
+                     "delete it until your administrator confirms the move is verified.",
+    "guide_old_unverified": "The move has not been verified yet: keep the old account and everything in it until "
+                            "your administrator tells you it is verified.",
+    "guide_help_title": "Need help?",
+    "guide_help_text": "Ask your administrator. Mention this guide and your address, %(mailbox)s.",
+    "guide_sources": "Sources",
+    "guide_generated": "Made %(when)s.",
 }
 
-STRINGS: dict[str, dict[str, str]] = {"en": EN}
+SV: dict[str, str] = {
+    "lang": "sv",
+    # --- rapporten ---------------------------------------------------------------------------
+    "title": "Rapport över e-postflytten",
+    "mailbox_label": "Brevlåda",
+    "arrow_to": "till",
+    "generated": "Rapporten skapades %(when)s från %(journal)s",
+    "verdict_verified": "Alla %(n)s meddelanden är flyttade och kontrollerade",
+    "verdict_verified_detail": "Varje meddelande som skulle flyttas finns i Microsoft 365, kontrollerat mapp för mapp.",
+    "verdict_problems": "%(n)s problem att titta på",
+    "verdict_problems_detail": "Det mesta av posten är flyttad; meddelandena nedan flyttades inte, eller inte som de "
+                               "skulle.",
+    "verdict_stopped": "Flytten avbröts före slutet",
+    "verdict_unverified": "%(n)s meddelanden flyttade, ännu inte kontrollerade",
+    "verdict_unverified_detail": "Inte kontrollerat: ingen har ännu jämfört Microsoft 365 med den gamla brevlådan. "
+                                 "Kör o365-migrate verify för att kontrollera varje mapp mot källan.",
+    "dry_run": "Detta var en generalrepetition (dry run): ingenting skrevs till målet.",
+    "stopped": "Körningen avbröts i förtid: %(reason)s",
+    "summary": "Sammanfattning",
+    "moved": "Flyttade",
+    "skipped": "Fanns redan",
+    "failed": "Flyttades inte",
+    "pending": "Obekräftade",
+    "already": "Från tidigare körningar",
+    "excluded": "Utelämnade p.g.a. datum",
+    "size": "Storlek",
+    "time_spent": "Tidsåtgång",
+    "throughput": "Hastighet",
+    "per_second_messages": "%(n)s meddelanden/s",
+    "per_second_mb": "%(n)s MB/s",
+    "verified_count": "Kontrollerade",
+    "not_checked": "inte kontrollerat",
+    "folders": "Mappar",
+    "folder": "Mapp",
+    "target_folder": "I Microsoft 365",
+    "planned": "Planerat",
+    "check": "Kontroll",
+    "in_source": "Källa",
+    "on_target": "Mål",
+    "verdict_match": "stämmer",
+    "verdict_missing on target": "saknas i målet",
+    "verdict_extra on target": "extra i målet",
+    "verdict_differs": "skiljer sig",
+    "total": "Totalt",
+    "not_moved": "Det som inte flyttades, och varför",
+    "not_moved_none": "Ingenting: varje meddelande som skulle flyttas har flyttats.",
+    "subject": "Ämne",
+    "reason": "Orsak",
+    "status": "Status",
+    "status_failed": "flyttades inte",
+    "status_pending": "obekräftat",
+    "status_missing on target": "saknas i målet",
+    "status_differs": "skiljer sig",
+    "whole_folder": "(hela mappen)",
+    "no_subject": "(inget ämne)",
+    "skipped_title": "Fanns redan i Microsoft 365",
+    "skipped_intro": "De här meddelandena fanns redan i målet och kopierades inte en gång till.",
+    "messages": "Meddelanden",
+    "extra_note": "%(n)s meddelande(n) fanns redan i målet men inte i källan; ingenting togs bort.",
+    "exclusions": "Utelämnat enligt planen",
+    "exclusions_none": "Planen utelämnade ingenting.",
+    "message": "Meddelande",
+    "source_problems": "Läsproblem i källan",
+    "estimate": "Uppskattning och utfall",
+    "estimated": "Uppskattat",
+    "actual": "Utfall",
+    "duration": "Tid",
+    "basis": "Uppskattningen antog %(basis)s.",
+    "runs": "Körningar",
+    "run": "Körning",
+    "started": "Start",
+    "ended": "Slut",
+    "outcome": "Resultat",
+    "still_running": "inte klar",
+    "from": "Från",
+    "to": "till",
+    "fidelity_title": "Kalendrar och kontakter: hur troget de kom fram",
+    "fidelity_intro": "Varje händelse och kontakt är redovisad: överförd som den var, ändrad för att passa "
+                      "Microsoft 365, eller med något som Microsoft 365 inte kan lagra utelämnat. Ingenting "
+                      "utelämnades i tysthet.",
+    "fidelity_exact": "Exakt överförda",
+    "fidelity_changed": "Med ändringar",
+    "fidelity_dropped": "Med något utelämnat",
+    "fidelity_notes": "Det som ändrades eller utelämnades",
+    "fidelity_kind": "Vad som hände",
+    "fidelity_kind_changed": "ändrat",
+    "fidelity_kind_dropped": "utelämnat",
+    "property": "Egenskap",
+    "items": "Poster",
+    "examples": "Exempel",
+    "hashes_compared": "Meddelandena jämfördes byte för byte.",
+    "ids_compared": "Meddelandena jämfördes på Message-ID, mottagningsdatum och läst-status "
+                    "(Microsoft 365 behåller inte originalbytes).",
+    "charts": "Översikt",
+    "chart_size_by_folder": "Storlek per mapp",
+    "chart_items_by_year": "Meddelanden per år (som källan hade dem)",
+    "chart_outcome": "Flyttade, fanns redan och flyttades inte",
+    "chart_none": "Inget att visa ännu.",
+    "chart_more": "%(n)s mapp(ar) till",
+    "kind_mail": "e-post",
+    "kind_event": "kalender",
+    "kind_contact": "kontakter",
+    "made_by": "Skapad av o365-migrate.",
+    # --- batchsammanfattningen ----------------------------------------------------------------
+    "batch_title": "Sammanfattning av flytten",
+    "batch_intro": "%(n)s brevlåd(or) från %(csv)s.",
+    "batch_mailboxes": "Brevlådor",
+    "batch_state": "Läge",
+    "batch_verdict": "Resultat",
+    "batch_error": "Problem",
+    "batch_report": "Rapport",
+    "batch_open": "öppna",
+    "batch_no_journal": "ingen körning ännu",
+    "batch_verified_n": "%(n)s av %(total)s kontrollerade",
+    "batch_problems_n": "%(n)s med problem",
+    "batch_unverified_n": "%(n)s inte kontrollerade",
+    "batch_not_done_n": "%(n)s inte klara",
+    "state_pending": "väntar",
+    "state_planning": "planeras",
+    "state_running": "pågår",
+    "state_done": "klar",
+    "state_failed": "misslyckades",
+    "state_stopped": "stoppad",
+    "result_verified": "kontrollerad",
+    "result_problems": "problem",
+    "result_not verified": "inte kontrollerad",
+    "result_none": "inget resultat",
+    # --- DNS-checklistan ------------------------------------------------------------------------
+    "dns_title": "DNS-checklista för bytet, %(domain)s",
+    "dns_intro": "Uppslaget %(when)s. Microsoft 365 behöver de här posterna; var och en jämförs med vad domänen "
+                 "har nu.",
+    "dns_tenant_unknown": "Klientorganisationens ursprungliga domän (NAMN.onmicrosoft.com) angavs inte, så "
+                          "DKIM-värdena visas som mönster: administrationscentret för Microsoft 365 visar de exakta.",
+    "dns_record": "Post",
+    "dns_name": "Namn",
+    "dns_type": "Typ",
+    "dns_current": "Nu",
+    "dns_wanted": "Sätt till",
+    "dns_verdict": "Bedömning",
+    "dns_none": "(ingen)",
+    "dns_right": "redan rätt",
+    "dns_change": "ska ändras",
+    "dns_missing": "saknas",
+    "dns_unknown": "inte uppslagen",
+    "dns_mx": "Inkommande post (MX)",
+    "dns_spf": "Avsändarkontroll (SPF)",
+    "dns_autodiscover": "Automatisk inställning (Autodiscover)",
+    "dns_dkim1": "Signeringsnyckel 1 (DKIM)",
+    "dns_dkim2": "Signeringsnyckel 2 (DKIM)",
+    "dns_dmarc": "Avsändarpolicy (DMARC)",
+    "advice_mx_right": "Posten kommer redan till Microsoft 365.",
+    "advice_mx_old": "Posten kommer fortfarande till den gamla leverantören. Byt vid bytessteget, inte före.",
+    "advice_mx_mixed": "Både Microsoft 365 och andra servrar tar emot post: behåll bara Microsoft 365:s post.",
+    "advice_mx_missing": "Domänen har ingen MX-post: ingen tar emot dess e-post.",
+    "advice_spf_right": "Microsoft 365 får skicka för domänen.",
+    "advice_spf_add": "Lägg till include:spf.protection.outlook.com i den befintliga posten (bara en SPF-post); "
+                      "ta bort den gamla leverantörens del när den inte längre skickar för domänen.",
+    "advice_spf_many": "Domänen har %(n)s SPF-poster: mottagare räknar det som fel. Slå ihop dem till en.",
+    "advice_spf_missing": "Ingen SPF-post: lägg till en.",
+    "advice_autodiscover_right": "Outlook och telefoner hittar Microsoft 365 själva.",
+    "advice_autodiscover_old": "Pekar någon annanstans: ändra vid bytessteget så att programmen hittar Microsoft 365.",
+    "advice_autodiscover_missing": "Lägg till vid bytessteget så att Outlook och telefoner ställer in sig själva.",
+    "advice_dkim_right": "På plats; slå på DKIM-signering i Microsoft 365 när båda selektorerna finns.",
+    "advice_dkim_old": "Pekar någon annanstans (den gamla leverantörens nyckel?): ändra när Microsoft 365 börjar "
+                       "skicka.",
+    "advice_dkim_missing": "Lägg till, och slå sedan på DKIM-signering i Microsoft 365.",
+    "advice_dmarc_right": "En DMARC-policy är publicerad.",
+    "advice_dmarc_none": "En DMARC-policy är publicerad med p=none (bara rapporter); skärp den när rapporterna ser "
+                         "bra ut.",
+    "advice_dmarc_many": "Domänen har %(n)s DMARC-poster: mottagare struntar då i alla. Behåll en.",
+    "advice_dmarc_missing": "Lägg till en, först med p=none; ange en brevlåda som någon läser i rua.",
+    "dns_lookup_failed": "Uppslaget misslyckades: %(detail)s",
+    "dns_steps": "Ordningen vid bytet",
+    "dns_step_ttl": "Sänk MX-postens TTL till 300 sekunder (den är %(ttl)s s nu) minst %(wait)s före bytet, så att "
+                    "ändringen sprids inom några minuter.",
+    "dns_step_ttl_ok": "MX-postens TTL är %(ttl)s s: kort nog för ett snabbt byte.",
+    "dns_step_spf": "Lägg till Microsoft 365 i SPF-posten nu: det ändrar ingenting för inkommande post.",
+    "dns_step_migrate": "Kör flytten: o365-migrate run PLAN (eller batch). Användarna fortsätter i den gamla "
+                        "brevlådan.",
+    "dns_step_switch": "Byt MX-posten till Microsoft 365 och sätt Autodiscover-CNAME-posten.",
+    "dns_step_final": "Sista omgången: kör flytten igen; den flyttar bara det som kommit till den gamla brevlådan "
+                      "under tiden. Kontrollera sedan: o365-migrate verify PLAN.",
+    "dns_step_dkim": "Lägg till båda DKIM-CNAME-posterna och slå på DKIM-signering för domänen i Microsoft 365.",
+    "dns_step_dmarc": "Publicera DMARC med p=none; skärp till quarantine eller reject när rapporterna bara visar "
+                      "er egen post.",
+    "dns_step_ttl_back": "Höj TTL-värdena igen (till exempel till 3600 s) när allt fungerar.",
+    "dns_sources": "Microsofts dokumentation",
+    "dns_skipped_onmicrosoft": "%(domain)s tillhör Microsoft: den behöver inga DNS-ändringar.",
+    # --- introduktionsguiden ---------------------------------------------------------------------
+    "guide_title": "Din nya brevlåda i Microsoft 365",
+    "guide_hello": "Din e-post har flyttats till Microsoft 365. Den här guiden visar hur du når den från datorn, "
+                   "telefonen och webben, och vad du gör med ditt gamla konto.",
+    "guide_address": "Din adress",
+    "guide_address_text": "Din e-postadress är %(mailbox)s, som förut eller som din administratör har sagt.",
+    "guide_signin_title": "Inloggning",
+    "guide_signin_text": "Du loggar in med din e-postadress och ditt lösenord för Microsoft 365 (från din "
+                         "administratör, inte det gamla). Om organisationen använder tvåstegsverifiering (MFA) "
+                         "frågar Microsoft en gång på varje ny enhet efter en kod eller ett godkännande i appen "
+                         "Microsoft Authenticator.",
+    "guide_servers_text": "Du behöver inte skriva in några servernamn: apparna hittar Microsoft 365 utifrån din "
+                          "adress. Om en app ändå frågar är servern outlook.office365.com.",
+    "guide_web_title": "På webben",
+    "guide_web_steps": "Öppna https://outlook.office.com i en webbläsare.|Logga in med din adress och ditt lösenord.",
+    "guide_windows_title": "Outlook i Windows",
+    "guide_windows_steps": "Öppna Outlook och välj Arkiv och sedan Lägg till konto.|Skriv %(mailbox)s och välj "
+                           "Anslut.|Logga in i Microsoft-fönstret som öppnas; Outlook ställer själv in e-post, "
+                           "kalender och kontakter.",
+    "guide_mac_title": "Outlook på Mac",
+    "guide_mac_steps": "Öppna Outlook och välj Outlook, sedan Inställningar och Konton.|Välj + och Nytt konto, "
+                       "skriv %(mailbox)s och välj Fortsätt.|Logga in i Microsoft-fönstret.",
+    "guide_applemail_title": "Apple Mail på Mac",
+    "guide_applemail_steps": "Öppna Systeminställningar, sedan Internetkonton, och välj Lägg till konto.|Välj "
+                             "Microsoft Exchange, skriv ditt namn och %(mailbox)s och välj Logga in.|Logga in i "
+                             "Microsoft-fönstret och välj vilka appar som ska användas (Mail, Kontakter, Kalender).",
+    "guide_iphone_title": "iPhone och iPad",
+    "guide_iphone_steps": "Enklast: installera Microsoft Outlook från App Store, öppna appen och lägg till "
+                          "%(mailbox)s.|Eller med Apples Mail-app: öppna Inställningar, sedan Mail (under Appar i "
+                          "nyare iOS), Konton, Lägg till konto, Microsoft Exchange.|Skriv %(mailbox)s, välj Nästa "
+                          "och sedan Logga in (inte Konfigurera manuellt), och logga in i Microsoft-fönstret.",
+    "guide_android_title": "Android",
+    "guide_android_steps": "Enklast: installera Microsoft Outlook från Google Play, öppna appen och lägg till "
+                           "%(mailbox)s.|Eller i Gmail-appen: tryck på din profilbild, Lägg till ett konto till, "
+                           "Exchange och Microsoft 365.|Skriv %(mailbox)s och logga in i Microsoft-fönstret.",
+    "guide_changed_title": "Vad som har ändrats",
+    "guide_changed_mail": "Din gamla e-post (%(n)s meddelanden) finns i din nya brevlåda, i samma mappar som förut.",
+    "guide_changed_folders": "Mappar i din nya brevlåda:",
+    "guide_changed_calendar": "Din kalender finns under Kalender i den nya brevlådan.",
+    "guide_changed_contacts": "Dina kontakter finns under Kontakter (Personer) i den nya brevlådan.",
+    "guide_changed_no_pim": "Kalendrar och kontakter ingick inte i den här flytten: låt dem vara kvar där de är, "
+                            "eller fråga din administratör.",
+    "guide_changed_not_moved": "%(n)s meddelande(n) kunde inte flyttas; din administratör har listan och hör av "
+                               "sig om dem.",
+    "guide_changed_password": "Ditt lösenord är lösenordet för Microsoft 365; det gamla kontots lösenord gäller "
+                              "inte för den nya brevlådan.",
+    "guide_old_title": "Ditt gamla konto",
+    "guide_old_server": "Din gamla brevlåda (%(old)s) finns kvar som den var. Radera ingenting i den.",
+    "guide_old_files": "Ditt gamla e-postprograms filer på datorn finns kvar som de var. Radera dem inte.",
+    "guide_old_keep": "Behåll det gamla kontot på dina enheter, men bara för att läsa, i %(days)s dagar (till "
+                      "%(date)s). Skicka all ny e-post från Microsoft 365.",
+    "guide_old_remove": "Ta därefter bort det gamla kontot från telefonen och datorn (inte före: ny e-post kommer "
+                        "till Microsoft 365 först efter bytet).",
+    "guide_old_pop": "Om din dator hämtade hem den gamla posten (POP) finns den kopian kvar på datorn: radera den "
+                     "inte förrän din administratör bekräftar att flytten är kontrollerad.",
+    "guide_old_unverified": "Flytten är ännu inte kontrollerad: behåll det gamla kontot och allt i det tills din "
+                            "administratör säger att den är kontrollerad.",
+    "guide_help_title": "Behöver du hjälp?",
+    "guide_help_text": "Fråga din administratör. Nämn den här guiden och din adress, %(mailbox)s.",
+    "guide_sources": "Källor",
+    "guide_generated": "Skapad %(when)s.",
+}
+
+STRINGS: dict[str, dict[str, str]] = {"en": EN, "sv": SV}
+LANGUAGES = tuple(STRINGS)

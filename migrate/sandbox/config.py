@@ -17,6 +17,12 @@ def default_schema_dir() -> Path | None:
     return candidate if (candidate / "messages.xsd").is_file() else None
 
 
+def default_graph_schema_dir() -> Path | None:
+    """The shared Graph JSON Schema beside the repository (../shared/graph-schema), if this checkout has it."""
+    candidate = Path(__file__).resolve().parents[2].parent / "shared" / "graph-schema"
+    return candidate if (candidate / "graph-v1.0-outlook-subset.schema.json").is_file() else None
+
+
 @dataclass(frozen=True)
 class BlockedEwsAnswer:
     """What EWS answers when the tenant blocks EWS for the calling app.
@@ -43,6 +49,7 @@ class SandboxConfig:
     # Also validate the sandbox's own answers (errors land in .schema_errors too): keeps the stand-in honest.
     validate_responses: bool = False
     schema_dir: Path | None = field(default_factory=default_schema_dir)
+    graph_schema_dir: Path | None = field(default_factory=default_graph_schema_dir)
     busy_every_n_requests: int = 0
     busy_back_off_ms: int = 1500
     faults: list[Fault] = field(default_factory=list)

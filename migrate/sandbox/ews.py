@@ -1,5 +1,6 @@
 """The EWS endpoint (/EWS/Exchange.asmx): authentication, mailbox resolution, faults, and the operations
-o365-migrate needs (GetFolder, FindFolder, CreateFolder, CreateItem, FindItem, GetItem, DeleteItem, ConvertId).
+o365-migrate needs (GetFolder, FindFolder, CreateFolder, CreateItem, FindItem, GetItem, UpdateItem, DeleteItem,
+ConvertId), for mail and for events (with the occurrences of a series), contacts and contact groups.
 
 Checks run in the order Exchange Online applies them as seen from a client: the bearer token first (HTTP 401,
 no body), then the tenant's EWS access policy (HTTP 403), then the SOAP body (schema faults), then throttling
@@ -8,11 +9,13 @@ and the caller's mailbox, and only then the operation.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from lxml import etree
 
+from . import pim
 from .config import SandboxConfig
 from .faults import Fault, FaultKind, FaultPlan, ThrottleBudget
 from .items import (
@@ -100,6 +103,7 @@ class EwsService:
             "CreateItem": self._create_item,
             "FindItem": self._find_item,
             "GetItem": self._get_item,
+            "UpdateItem": self._update_item,
             "DeleteItem": self._delete_item,
             "ConvertId": self._convert_id,
         }
@@ -392,6 +396,7 @@ class EwsService:
                     folder = found
                 item = build_item(spec, caller.mailbox, folder.id, self._config.max_message_bytes,
                                   sent=disposition != "SaveOnly")
+                item = dataclasses.replace(item, data=pim.neutral(kind, etree.fromstring(item.props)))
             except ItemError as exc:
                 response_message(messages, "CreateItem", exc.code, exc.text)
                 sub(messages[-1], m("Items"))
@@ -460,15 +465,40 @@ class EwsService:
             raise ItemError("ErrorItemNotFound", ITEM_NOT_FOUND)
         return item
 
+    def _occurrence_for(self, caller: Caller, ref: etree._Element) -> tuple[pim.Series, int] | None:
+        """The series and index an OccurrenceItemId (or an occurrence's own ItemId) names; None for other ids."""
+        name = etree.QName(ref).localname
+        if name == "OccurrenceItemId":
+            master_id, index = ref.get("RecurringMasterId", ""), int(ref.get("InstanceIndex") or 0)
+        elif name == "ItemId" and pim.parse_occurrence_id(ref.get("Id", "")) is not None:
+            found = pim.parse_occurrence_id(ref.get("Id", ""))
+            assert found is not None
+            master_id, index = found
+        else:
+            return None
+        master = self._store.item(master_id) if id_kind(master_id) == "I" else None
+        if master is None or master.mailbox != caller.mailbox:
+            raise ItemError("ErrorItemNotFound", ITEM_NOT_FOUND)
+        if index < 1:
+            raise ItemError(*pim.NOT_RECURRING)
+        return pim.Series(master), index
+
     def _get_item(self, caller: Caller, op: etree._Element, _: Fault | None) -> etree._Element:
         shape = Shape.parse(op.find(m("ItemShape")))
         renderer = ItemRenderer(self._config.rebuild_mime, caller.mailbox)
         env, messages = response_document("GetItem")
         for ref in children(op.find(m("ItemIds"))):
             try:
-                item = self._item_for(caller, ref)
+                occurrence = self._occurrence_for(caller, ref)
+                if occurrence is not None:
+                    series, index = occurrence
+                    item = dataclasses.replace(series.item, id=pim.occurrence_id(series.item.id, index), data=None,
+                                               props=etree.tostring(series.occurrence_props(index)))
+                else:
+                    item = self._item_for(caller, ref)
             except ItemError as exc:
                 response_message(messages, "GetItem", exc.code, exc.text)
+                sub(messages[-1], m("Items"))  # as Exchange answers, and as the schema wants
                 continue
             renderer.render(sub(response_message(messages, "GetItem"), m("Items")), item, shape)
         return env
@@ -479,6 +509,13 @@ class EwsService:
         trash = self._store.distinguished_folder(caller.mailbox, "deleteditems")
         for ref in children(op.find(m("ItemIds"))):
             try:
+                occurrence = self._occurrence_for(caller, ref)
+                if occurrence is not None:
+                    series, index = occurrence
+                    series.delete(index)
+                    self._store.update_item(series.item.id, series.item.props, series.dumps(), series.item.subject)
+                    response_message(messages, "DeleteItem")
+                    continue
                 item = self._item_for(caller, ref)
             except ItemError as exc:
                 response_message(messages, "DeleteItem", exc.code, exc.text)
@@ -488,6 +525,50 @@ class EwsService:
             else:
                 self._store.delete_item(item.id)
             response_message(messages, "DeleteItem")
+        return env
+
+    def _update_item(self, caller: Caller, op: etree._Element, _: Fault | None) -> etree._Element:
+        """Set and delete properties of items, or of one occurrence of a series (which becomes an exception)."""
+        env, messages = response_document("UpdateItem")
+        for change in children(op.find(m("ItemChanges"))):
+            ref, updates = children(change)[0], change.find(t("Updates"))
+            sets: list[etree._Element] = []
+            deletes: list[str] = []
+            for update in children(updates):
+                verb = etree.QName(update).localname
+                path = children(update)[0]
+                if verb == "DeleteItemField":
+                    deletes.append(path.get("FieldURI", "").split(":")[-1])
+                else:  # SetItemField, AppendToItemField: the value is the one child of the item element
+                    values = children(children(update)[1])
+                    sets.extend(values)
+            try:
+                occurrence = self._occurrence_for(caller, ref)
+                if occurrence is not None:
+                    series, index = occurrence
+                    series.change(index, sets, deletes)
+                    self._store.update_item(series.item.id, series.item.props, series.dumps(), series.item.subject)
+                    item_id, tag = pim.occurrence_id(series.item.id, index), "CalendarItem"
+                else:
+                    item = self._item_for(caller, ref)
+                    props = etree.fromstring(item.props)
+                    for name in deletes + [etree.QName(v).localname for v in sets]:
+                        for old in props.findall(t(name)):
+                            props.remove(old)
+                    for value in sets:
+                        props.append(value)
+                    data = pim.neutral(item.kind, props)
+                    subject = props.findtext(t("Subject")) or props.findtext(t("DisplayName")) or item.subject
+                    self._store.update_item(item.id, etree.tostring(props), data, subject)
+                    item_id, tag = item.id, item.kind if item.kind in ("Message", "CalendarItem", "Contact",
+                                                                        "DistributionList") else "Item"
+            except ItemError as exc:
+                response_message(messages, "UpdateItem", exc.code, exc.text)
+                sub(messages[-1], m("Items"))
+                continue
+            msg = response_message(messages, "UpdateItem")
+            sub(sub(sub(msg, m("Items")), t(tag)), t("ItemId"), Id=item_id, ChangeKey=CHANGE_KEY)
+            sub(sub(msg, m("ConflictResults")), t("Count"), "0")
         return env
 
     def _convert_id(self, caller: Caller, op: etree._Element, _: Fault | None) -> etree._Element:

@@ -21,6 +21,7 @@ class FaultKind(enum.Enum):
     ITEM_ERROR = "item_error"  # one item of a CreateItem answer fails with `code`
     HTTP_401 = "http_401"
     HTTP_503 = "http_503"
+    HTTP_429 = "http_429"  # Graph's throttling answer, with Retry-After
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,11 @@ class Fault:
     @classmethod
     def http_503(cls, retry_after_s: int = 5, operation: str | None = None) -> Fault:
         return cls(FaultKind.HTTP_503, operation=operation, retry_after_s=retry_after_s)
+
+    @classmethod
+    def http_429(cls, retry_after_s: int = 5, operation: str | None = None) -> Fault:
+        """Graph only: `operation` as the sandbox logs Graph requests, e.g. "graph:POST $batch"."""
+        return cls(FaultKind.HTTP_429, operation=operation, retry_after_s=retry_after_s)
 
 
 class FaultPlan:

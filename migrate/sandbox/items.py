@@ -35,6 +35,7 @@ ORDER = {
     "Message": schema_order.MESSAGE,
     "CalendarItem": schema_order.CALENDAR_ITEM,
     "Contact": schema_order.CONTACT,
+    "DistributionList": schema_order.DISTRIBUTION_LIST,
     "Task": schema_order.TASK,
 }
 DEFAULT_FOLDER = {"Message": "drafts", "CalendarItem": "calendar", "Contact": "contacts", "Task": "tasks",
@@ -234,8 +235,9 @@ def build_item(el: etree._Element, mailbox: str, folder_id: str, max_message_byt
     elif kind == "Contact" and props.find(t("DisplayName")) is None:
         parts = [_child_text(props, n) for n in ("GivenName", "MiddleName", "Surname")]
         sub(props, t("DisplayName"), " ".join(p for p in parts if p))
-    if kind == "Contact":
+    if kind in ("Contact", "DistributionList"):
         subject = subject or _child_text(props, "DisplayName")
+        has_attachments = props.find(t("Attachments")) is not None
     return ItemRow(
         id=new_id("I"), mailbox=mailbox, folder_id=folder_id, kind=kind, item_class=item_class,
         subject=subject, internet_message_id=message_id, date_received=date_received, date_sent=date_sent,
@@ -349,6 +351,13 @@ class ItemRenderer:
             if "Organizer" not in parts:
                 _mailboxes(scratch, "Organizer", [Address("", self._owner)], single=True)
                 parts["Organizer"] = [scratch[-1]]
+            if "Recurrence" in parts and item.data is not None:
+                from .pim import Series  # pim builds on this module
+
+                for name, el in Series(item).series_parts().items():
+                    parts[name] = [el]
+        if item.kind != "Message":
+            self._attachment_parts(add, stored, item)
         for uri in shape.extended:
             value = self.extended_value(item, uri)
             if value is not None:
@@ -361,6 +370,30 @@ class ItemRenderer:
             if name in parts and (shape.wants(name) or (name == "ExtendedProperty" and shape.extended)):
                 for el in parts[name]:
                     element.append(copy.deepcopy(el))
+
+    @staticmethod
+    def _attachment_parts(add: _Adder, stored: etree._Element, item: ItemRow) -> None:
+        """Attachments the client sent with an item (a contact's photo), listed without their content."""
+        sent = stored.find(t("Attachments"))
+        photo = False
+        if sent is not None and len(sent):
+            container = add("Attachments")
+            for n, attachment in enumerate(a for a in sent if isinstance(a.tag, str)):
+                kind = etree.QName(attachment).localname
+                el = sub(container, t(kind))
+                sub(el, t("AttachmentId"), Id=f"{item.id}.{n}")
+                for name in ("Name", "ContentType"):
+                    if attachment.findtext(t(name)):
+                        sub(el, t(name), attachment.findtext(t(name)))
+                content = "".join((attachment.findtext(t("Content")) or "").split())
+                sub(el, t("Size"), str(len(base64.b64decode(content)) if content else 0))
+                sub(el, t("IsInline"), "false")
+                if kind == "FileAttachment":
+                    is_photo = bool(parse_bool(attachment.findtext(t("IsContactPhoto"))))
+                    photo = photo or is_photo
+                    sub(el, t("IsContactPhoto"), boolean(is_photo))
+        if item.kind == "Contact":
+            add("HasPicture", boolean(photo))
 
     def _message_parts(self, add: _Adder, parts: dict[str, list[etree._Element]], item: ItemRow,
                        facts: MessageFacts | None) -> None:

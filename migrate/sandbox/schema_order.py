@@ -105,6 +105,9 @@ CONTACT: tuple[str, ...] = (
     "ConversationGuid",
 )
 
+# DistributionListType: ItemType's elements, then its own.
+DISTRIBUTION_LIST: tuple[str, ...] = (*ITEM, "DisplayName", "FileAs", "ContactSource", "Members")
+
 TASK: tuple[str, ...] = (
     "MimeContent", "ItemId", "ParentFolderId", "ItemClass", "Subject", "Sensitivity", "Body",
     "Attachments", "DateTimeReceived", "Size", "Categories", "Importance", "InReplyTo",

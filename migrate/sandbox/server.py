@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import ipaddress
+import json
 import logging
 import socket
 import socketserver
@@ -22,12 +23,15 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from . import items as item_model
 from .certs import issue_server_credentials
 from .config import SandboxConfig
 from .ews import EwsService
 from .faults import Fault, FaultPlan, ThrottleBudget
+from .graph import GraphService
+from .graph_schema import GraphSchema
 from .oauth import Authority
 from .schema import EwsSchema, SchemaViolation
 from .store import App, ItemRow, Store
@@ -35,6 +39,7 @@ from .web import Request, Response
 
 log = logging.getLogger(__name__)
 EWS_PATH = "/ews/exchange.asmx"
+GRAPH_PREFIXES = ("/v1.0/", "/beta/", "/upload/")
 STATE_FILE = "sandbox.sqlite3"
 
 
@@ -74,6 +79,7 @@ class StoredItem:
     mime: bytes | None
     extended_properties: dict[str, list[str]]
     xml: bytes
+    data: dict[str, Any] | None = None  # events, contacts and groups in neutral form (see pim.py)
 
 
 def _is_loopback(host: str) -> bool:
@@ -142,6 +148,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._serve()
 
+    # Graph: updates, deletions and upload-session chunks.
+    do_PATCH = do_POST
+    do_PUT = do_POST
+    do_DELETE = do_POST
+
     def log_message(self, format: str, *args: object) -> None:
         log.debug("%s " + format, self.client_address[0], *args)
 
@@ -200,6 +211,7 @@ class Sandbox:
         self.faults = FaultPlan(self.config.faults, self.config.busy_every_n_requests, self.config.busy_back_off_ms)
         self._authority: Authority | None = None
         self._ews: EwsService | None = None
+        self._graph: GraphService | None = None
         self.ca_path = self.state_dir / "ca.pem"
 
     # lifecycle
@@ -221,6 +233,11 @@ class Sandbox:
         self._authority = Authority(self._store, self.config, lambda: self.url)
         self._ews = EwsService(self._store, self.config, self._schema, self.faults, throttle,
                                self._schema_error, lambda: self.url)
+        # Graph shares the store, the faults and the upload budget: one mailbox, whichever API reaches it.
+        graph_schema = GraphSchema(self.config.graph_schema_dir) \
+            if self.config.validate_schema and self.config.graph_schema_dir is not None else None
+        self._graph = GraphService(self._store, self.config, graph_schema, self.faults, throttle, self._schema_error,
+                                   lambda: self.url)
         self._server = _Server((self.host, self._requested_port), self, credentials.ssl_context())
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name=f"sandbox-{self.port}", daemon=True)
@@ -271,6 +288,16 @@ class Sandbox:
     @property
     def ews_url(self) -> str:
         return f"{self.url}/EWS/Exchange.asmx"
+
+    @property
+    def graph_url(self) -> str:
+        return f"{self.url}/v1.0"
+
+    @property
+    def graph(self) -> GraphService:
+        if self._graph is None:
+            raise SandboxError("sandbox not started")
+        return self._graph
 
     # set-up
 
@@ -368,6 +395,7 @@ class Sandbox:
             internet_message_id=row.internet_message_id, is_read=row.is_read, is_draft=row.is_draft,
             date_received=received, date_sent=item_model.parse_datetime(row.date_sent or ""), size=row.size,
             mime=row.mime, extended_properties=item_model.ExtendedProps.loads(row.ext_props).values, xml=row.props,
+            data=json.loads(row.data) if row.data else None,
         )
 
     def items(self, mailbox: str, folder_path: str | Sequence[str]) -> list[StoredItem]:
@@ -388,6 +416,8 @@ class Sandbox:
             if request.method != "POST":
                 return Response(405, b"", content_type="text/plain", operation="ews")
             return self._ews.handle(request)
+        if self._graph is not None and request.path.startswith(GRAPH_PREFIXES) and request.path != "/v1.0/me":
+            return self._graph.handle(request)
         return self._authority.handle(request) or Response(404, b"Not Found", content_type="text/plain",
                                                            operation="not-found")
 

@@ -17,8 +17,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: items.data, the neutral JSON form of events and contacts
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,8 +49,9 @@ CREATE TABLE IF NOT EXISTS items (
     folder_id TEXT NOT NULL, kind TEXT NOT NULL, item_class TEXT NOT NULL, subject TEXT,
     internet_message_id TEXT, date_received TEXT NOT NULL, date_sent TEXT, date_created TEXT NOT NULL,
     is_read INTEGER NOT NULL, is_draft INTEGER NOT NULL, msg_flags INTEGER NOT NULL, size INTEGER NOT NULL,
-    has_attachments INTEGER NOT NULL, mime BLOB, props BLOB NOT NULL, ext_props TEXT NOT NULL);
+    has_attachments INTEGER NOT NULL, mime BLOB, props BLOB NOT NULL, ext_props TEXT NOT NULL, data TEXT);
 CREATE INDEX IF NOT EXISTS items_folder ON items (mailbox, folder_id);
+CREATE TABLE IF NOT EXISTS policies (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 # (distinguished id, display name, folder class) under msgfolderroot, as Exchange Online creates them.
@@ -169,6 +171,9 @@ class ItemRow:
     mime: bytes | None  # exactly as received
     props: bytes  # the item element as sent, minus MimeContent: properties the client set explicitly
     ext_props: str  # JSON list of {"key", "uri", "values"}
+    # Events, contacts and groups in a neutral JSON form (see pim.py), with a series' changed and deleted
+    # occurrences: what another API (Graph) over the same store reads, and what tests inspect.
+    data: str | None = None
 
 
 class FolderExists(Exception):
@@ -190,6 +195,11 @@ class Store:
         with self._tx() as db:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         version = self._one("SELECT value FROM meta WHERE key='schema_version'")
+        if version is not None and int(version["value"]) == 1:  # state from before calendars and contacts
+            with self._tx() as db:
+                db.execute("ALTER TABLE items ADD COLUMN data TEXT")
+                db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+            version = self._one("SELECT value FROM meta WHERE key='schema_version'")
         if version is None or int(version["value"]) != SCHEMA_VERSION:
             raise RuntimeError(f"{path}: sandbox state has schema version {version and version['value']}")
 
@@ -268,6 +278,20 @@ class Store:
         mailbox = self.mailbox(address)
         assert mailbox is not None
         return mailbox
+
+    def mailbox_by_object_id(self, object_id: str) -> Mailbox | None:
+        row = self._one("SELECT address FROM mailboxes WHERE object_id = ?", (object_id.lower(),))
+        return None if row is None else self.mailbox(row["address"])
+
+    # Tenant and mailbox settings beyond the columns above (policy.py): one JSON value per key.
+
+    def policy(self, key: str) -> dict[str, Any] | None:
+        row = self._one("SELECT value FROM policies WHERE key = ?", (key.lower(),))
+        return None if row is None else dict(json.loads(row["value"]))
+
+    def set_policy(self, key: str, value: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO policies VALUES (?, ?)", (key.lower(), json.dumps(value)))
 
     def mailbox(self, address: str) -> Mailbox | None:
         row = self._one("SELECT * FROM mailboxes WHERE address = ?", (address.lower(),))
@@ -407,7 +431,7 @@ class Store:
             row["id"], row["mailbox"], row["folder_id"], row["kind"], row["item_class"], row["subject"],
             row["internet_message_id"], row["date_received"], row["date_sent"], row["date_created"],
             bool(row["is_read"]), bool(row["is_draft"]), row["msg_flags"], row["size"],
-            bool(row["has_attachments"]), row["mime"], row["props"], row["ext_props"],
+            bool(row["has_attachments"]), row["mime"], row["props"], row["ext_props"], row["data"],
         )
 
     def add_item(self, item: ItemRow) -> None:
@@ -415,11 +439,11 @@ class Store:
             db.execute(
                 "INSERT INTO items (id, mailbox, folder_id, kind, item_class, subject, internet_message_id,"
                 " date_received, date_sent, date_created, is_read, is_draft, msg_flags, size, has_attachments,"
-                " mime, props, ext_props) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " mime, props, ext_props, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (item.id, item.mailbox, item.folder_id, item.kind, item.item_class, item.subject,
                  item.internet_message_id, item.date_received, item.date_sent, item.date_created,
                  int(item.is_read), int(item.is_draft), item.msg_flags, item.size, int(item.has_attachments),
-                 item.mime, item.props, item.ext_props),
+                 item.mime, item.props, item.ext_props, item.data),
             )
 
     def item(self, item_id: str) -> ItemRow | None:
@@ -436,9 +460,30 @@ class Store:
                          (mailbox.lower(),))
         return [i for i in map(self._item, rows) if i is not None]
 
+    def update_item(self, item_id: str, props: bytes, data: str | None, subject: str | None) -> None:
+        """An item's properties after UpdateItem (or a series after a change to one of its occurrences)."""
+        with self._tx() as db:
+            db.execute("UPDATE items SET props = ?, data = ?, subject = ? WHERE id = ?",
+                       (props, data, subject, item_id))
+
     def move_item(self, item_id: str, folder_id: str) -> None:
         with self._tx() as db:
             db.execute("UPDATE items SET folder_id = ? WHERE id = ?", (folder_id, item_id))
+
+    def replace_mime(self, item_id: str, mime: bytes, size: int, has_attachments: bool) -> None:
+        """A message's MIME after an attachment was added to it (Graph)."""
+        with self._tx() as db:
+            db.execute("UPDATE items SET mime = ?, size = ?, has_attachments = ? WHERE id = ?",
+                       (mime, size, int(has_attachments), item_id))
+
+    def set_read(self, item_id: str, is_read: bool) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE items SET is_read = ?, msg_flags = (msg_flags & ~1) | ? WHERE id = ?",
+                       (int(is_read), int(is_read), item_id))
+
+    def mailbox_bytes(self, mailbox: str) -> int:
+        row = self._one("SELECT COALESCE(SUM(size), 0) FROM items WHERE mailbox = ?", (mailbox.lower(),))
+        return int(row[0]) if row is not None else 0
 
     def delete_item(self, item_id: str) -> None:
         with self._tx() as db:

@@ -84,15 +84,25 @@ SourceFactory = Callable[[SplitResult, str, SourceOptions], Source]
 
 _REGISTRY: dict[str, SourceFactory] = {}
 # Backends live in their own modules; importing them registers their schemes.
-_BACKEND_MODULES = (
-    "migrate.sources.imap",
-    "migrate.sources.pop3",
-    "migrate.sources.mbox",
-    "migrate.sources.maildir",
-    "migrate.sources.eml",
-    "migrate.sources.emlx",
-    "migrate.sources.sample",
-)
+_BACKEND_MODULES = {
+    "imap": "migrate.sources.imap",
+    "imaps": "migrate.sources.imap",
+    "pop3": "migrate.sources.pop3",
+    "pop3s": "migrate.sources.pop3",
+    "mbox": "migrate.sources.mbox",
+    "maildir": "migrate.sources.maildir",
+    "eml": "migrate.sources.eml",
+    "emlx": "migrate.sources.emlx",
+    "sample": "migrate.sources.sample",
+    "pst": "migrate.sources.pst",
+    "ost": "migrate.sources.pst",
+    "ics": "migrate.sources.ics",
+    "vcf": "migrate.sources.vcf",
+    "caldav+https": "migrate.sources.dav",
+    "caldav+http": "migrate.sources.dav",
+    "carddav+https": "migrate.sources.dav",
+    "carddav+http": "migrate.sources.dav",
+}
 
 
 def register(*schemes: str) -> Callable[[SourceFactory], SourceFactory]:
@@ -104,8 +114,11 @@ def register(*schemes: str) -> Callable[[SourceFactory], SourceFactory]:
     return add
 
 
-def _load_backends() -> None:
-    for name in _BACKEND_MODULES:
+def _load_backends(scheme: str | None = None) -> None:
+    """Import the backend of one scheme (a run needs only its own: libpff and icalendar take a
+    while to load), or of all of them."""
+    names = set(_BACKEND_MODULES.values()) if scheme is None else {_BACKEND_MODULES.get(scheme, "")} - {""}
+    for name in sorted(names):
         importlib.import_module(name)
 
 
@@ -116,10 +129,10 @@ def registered_schemes() -> list[str]:
 
 def open_source(url: str, options: SourceOptions | None = None) -> Source:
     """Open the source a URL names: `imaps://user@host`, `mbox:PATH`, `maildir:PATH`, ..."""
-    _load_backends()
     options = options or SourceOptions()
     scheme, sep, _ = url.partition(":")
     scheme = scheme.lower()
+    _load_backends(scheme if scheme in _BACKEND_MODULES else None)
     if not sep or scheme not in _REGISTRY:
         if sep == "" or len(scheme) == 1:  # a bare path, or a Windows drive letter
             raise UsageError(

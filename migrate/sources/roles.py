@@ -20,7 +20,7 @@ SPECIAL_USE = {
 }
 
 _NAMES: dict[FolderRole, tuple[str, ...]] = {
-    FolderRole.INBOX: ("inbox", "inkorg", "posteingang", "inkommande"),
+    FolderRole.INBOX: ("inbox", "inkorg", "inkorgen", "posteingang", "inkommande"),
     FolderRole.SENT: (
         # English, Outlook, iCloud, Yahoo, Gmail
         "sent", "sent items", "sent mail", "sent messages", "sent-mail", "outbox.sent",

@@ -17,7 +17,7 @@ from types import TracebackType
 from urllib.parse import SplitResult, urlsplit
 
 from migrate.errors import UsageError
-from migrate.model import Folder
+from migrate.model import Fidelity, Folder, ItemKind
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class TargetFolder:
     path: tuple[str, ...]  # as Exchange names it: ("Inbox", "Kunder")
     id: str  # the target's own handle: an EWS FolderId, an IMAP mailbox name
     note: str | None = None  # what the target had to change (a level renamed), for the user
+    kind: ItemKind = ItemKind.MAIL  # what it holds: upload turns items of this kind into the target's own
 
 
 class Outcome(enum.StrEnum):
@@ -72,6 +73,7 @@ class UploadItem:
     received: datetime | None  # INTERNALDATE, or the best stand-in the source has
     sent: datetime | None = None
     message_id: str | None = None
+    crlf: bool = False  # `raw` has CRLF line ends throughout already (the engine makes it so): no check
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class UploadResult:
     failure: Failure | None = None
     retry_after: float | None = None
     reason: str | None = None
+    # Events and contacts: what was carried, changed or dropped (the parser's account and the target's own).
+    fidelity: Fidelity | None = None
 
 
 @dataclass(frozen=True)
@@ -92,8 +96,10 @@ class ExistingMessage:
     message_id: str | None
     size: int
     flags: frozenset[str] = frozenset()
-    received: datetime | None = None
+    received: datetime | None = None  # for events: the start
     sha256: str | None = None  # only where the target keeps raw bytes
+    subject: str | None = None  # events: the title; contacts: the display name (for verification)
+    end: datetime | None = None  # events only
 
 
 class Target(ABC):
@@ -140,17 +146,29 @@ class Target(ABC):
 
 TargetFactory = Callable[[SplitResult, str, TargetOptions], Target]
 _REGISTRY: dict[str, TargetFactory] = {}
+# What each kind of target can hold, declared at registration: a plan is made without signing in.
+_KINDS: dict[str, frozenset[ItemKind]] = {}
 # Only the backend a URL names is imported: exchangelib alone takes half a second to load.
-_BACKEND_MODULES = {"imap": "migrate.targets.imap", "imaps": "migrate.targets.imap", "ews": "migrate.targets.ews"}
+_BACKEND_MODULES = {"imap": "migrate.targets.imap", "imaps": "migrate.targets.imap", "ews": "migrate.targets.ews",
+                    "graph": "migrate.targets.graph"}
 
 
-def register(*schemes: str) -> Callable[[TargetFactory], TargetFactory]:
+def register(*schemes: str, kinds: frozenset[ItemKind] = frozenset({ItemKind.MAIL})
+             ) -> Callable[[TargetFactory], TargetFactory]:
     def add(factory: TargetFactory) -> TargetFactory:
         for scheme in schemes:
             _REGISTRY[scheme] = factory
+            _KINDS[scheme] = kinds
         return factory
 
     return add
+
+
+def target_kinds(url: str) -> frozenset[ItemKind]:
+    """What a target of this URL's kind can hold (mail, events, contacts), without connecting to it."""
+    scheme = url.partition(":")[0].lower()
+    _load_backend(scheme)
+    return _KINDS.get(scheme, frozenset({ItemKind.MAIL}))
 
 
 def _load_backend(scheme: str) -> None:

@@ -6,6 +6,12 @@ TokenProvider or its `.token`); app-only tokens, or `impersonate=1`, act on the 
 
 TargetOptions.extra:
   max_message_bytes=N  larger messages fail as TOO_LARGE without being sent (also `max_mb` in the URL)
+  timezone=IANA        the mailbox's zone (also `tz` in the URL): where all-day events and floating times are
+                       pinned; by default the zone of the machine that runs the move
+
+Calendars and address books: a folder of kind EVENT or CONTACT is a CalendarFolder or ContactsFolder (the
+mailbox's own Calendar and Contacts, or sub-folders of them), and its items go up as CalendarItem, Contact and
+DistributionList made by ews_pim from the iCalendar/vCard bytes, each with its fidelity account.
 
 How messages go up: CreateItem with the raw MIME (CRLF line endings) plus the MAPI properties that make a
 message look received rather than drafted (DOMAIN.md): PR_MESSAGE_FLAGS without MSGFLAG_UNSENT, the delivery
@@ -25,7 +31,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 import requests
@@ -37,8 +43,10 @@ from exchangelib import (
     Account,
     BaseProtocol,
     Build,
+    CalendarItem,
     Configuration,
     EWSDateTime,
+    EWSTimeZone,
     ExtendedProperty,
     FailFast,
     Folder,
@@ -47,6 +55,7 @@ from exchangelib import (
     errors,
 )
 from exchangelib.credentials import OAuth2AuthorizationCodeCredentials
+from exchangelib.folders import Calendar, Contacts
 from exchangelib.protocol import close_connections
 
 from migrate.crlf import to_crlf
@@ -60,6 +69,7 @@ from migrate.errors import (
     UsageError,
     UserError,
 )
+from migrate.model import Contact, Event, Fidelity, ItemKind
 from migrate.model import Folder as SourceFolder
 from migrate.sources.headers import header_block, header_facts
 from migrate.targets.base import (
@@ -73,6 +83,17 @@ from migrate.targets.base import (
     UploadItem,
     UploadResult,
     register,
+)
+from migrate.targets.ews_pim import (
+    IDENTITY,
+    PlannedEvent,
+    calendar_item,
+    contact_item,
+    identity_of,
+    instant,
+    parse,
+    register_pim_properties,
+    uid_key,
 )
 
 log = logging.getLogger(__name__)
@@ -159,6 +180,7 @@ def register_properties() -> None:
         for name, cls in _PROPERTIES.items():
             if name not in known:
                 Message.register(name, cls)
+        register_pim_properties()
 
 
 # TLS: requests lets REQUESTS_CA_BUNDLE override Session.verify, and exchangelib makes its own sessions. Its
@@ -250,6 +272,7 @@ class Where:
     endpoint: str
     impersonate: bool | None  # None: decide from the token (app-only means impersonation)
     max_message_bytes: int
+    timezone: str | None = None  # the mailbox's zone (IANA) for all-day events and floating times
 
 
 def _yes(value: str | None) -> bool:
@@ -276,7 +299,14 @@ def where(parts: SplitResult, options: TargetOptions) -> Where:
     except ValueError as exc:
         raise UsageError(f"bad message size limit in {parts.geturl()!r}") from exc
     impersonate = _yes(query["impersonate"]) if "impersonate" in query else None
-    return Where(mailbox, endpoint, impersonate, limit)
+    zone = options.extra.get("timezone") or query.get("tz")
+    if zone:
+        try:
+            EWSTimeZone(zone)
+        except Exception:  # exchangelib raises its own UnknownTimeZone or zoneinfo's errors
+            raise UsageError(f"unknown time zone {zone!r} for the mailbox",
+                             hint="give an IANA name Exchange knows, such as Europe/Stockholm") from None
+    return Where(mailbox, endpoint, impersonate, limit, zone)
 
 
 def _app_only(token: Callable[[], str]) -> bool:
@@ -337,8 +367,9 @@ class EwsTarget(Target):
         self.where = place
         self.options = options
         self.capabilities = TargetCapabilities(
-            keeps_raw_bytes=False, keeps_internal_date=True, max_message_bytes=place.max_message_bytes,
-            max_batch_bytes=MAX_BATCH_BYTES, max_batch_items=MAX_BATCH_ITEMS, concurrency=4,
+            keeps_raw_bytes=False, keeps_internal_date=True, calendars=True, contacts=True,
+            max_message_bytes=place.max_message_bytes, max_batch_bytes=MAX_BATCH_BYTES,
+            max_batch_items=MAX_BATCH_ITEMS, concurrency=4,
         )
         impersonate = place.impersonate if place.impersonate is not None else _app_only(options.token)
         self._access = IMPERSONATION if impersonate else DELEGATE
@@ -372,7 +403,8 @@ class EwsTarget(Target):
                 max_connections=self.capabilities.concurrency,
             )
             self._account = Account(self.where.mailbox, config=config, autodiscover=False,
-                                    access_type=self._access)
+                                    access_type=self._access,
+                                    default_timezone=EWSTimeZone(self.where.timezone) if self.where.timezone else None)
         return self._account
 
     @contextmanager
@@ -445,11 +477,11 @@ class EwsTarget(Target):
         key = name.casefold()
         return next((c for c in parent.children if (c.name or "").casefold() == key), None)
 
-    def _child(self, parent: Folder, name: str) -> Folder:
+    def _child(self, parent: Folder, name: str, cls: type[Folder] = Folder) -> Folder:
         found = self._named(parent, name)
         if found is not None:
             return found
-        folder = Folder(parent=parent, name=name)
+        folder = cls(parent=parent, name=name)
         try:
             folder.save()
         except errors.ErrorFolderExists:
@@ -462,26 +494,37 @@ class EwsTarget(Target):
         return folder
 
     def ensure_folder(self, path: tuple[str, ...], source: SourceFolder | None = None) -> TargetFolder:
+        return self._ensure(path, source.kind if source is not None else ItemKind.MAIL)
+
+    def _ensure(self, path: tuple[str, ...], kind: ItemKind) -> TargetFolder:
         if not path:
             raise UsageError("an empty folder path")
+        # Calendars and address books live in the mailbox's own Calendar and Contacts, or in folders of
+        # their class elsewhere: Outlook shows events only in a CalendarFolder, contacts in a ContactsFolder.
+        cls: type[Folder] = {ItemKind.EVENT: Calendar, ItemKind.CONTACT: Contacts}.get(kind, Folder)
 
         def make(account: Account) -> Folder:
-            folder = self._well_known(account, path[0])
+            home = {ItemKind.EVENT: ("calendar", lambda: account.calendar),
+                    ItemKind.CONTACT: ("contacts", lambda: account.contacts)}.get(kind)
+            if home is not None and path[0].casefold() == home[0]:
+                folder: Folder | None = home[1]()
+            else:
+                folder = self._well_known(account, path[0]) if kind is ItemKind.MAIL else None
             rest = path[1:]
             if folder is None:
                 folder, rest = account.msg_folder_root, path
             for name in rest:
-                folder = self._child(folder, name)
+                folder = self._child(folder, name, cls)
             return folder
 
         folder = self._call(make)
         self._folders[folder.id] = folder
-        return TargetFolder(path, folder.id)
+        return TargetFolder(path, folder.id, kind=kind)
 
     def _folder(self, folder: TargetFolder) -> Folder:
         known = self._folders.get(folder.id)
         if known is None:
-            self.ensure_folder(folder.path)
+            self._ensure(folder.path, folder.kind)
             known = self._folders.get(folder.id)
             if known is None:
                 raise ProtocolError(f"folder {'/'.join(folder.path)} is no longer {folder.id[:12]}...")
@@ -523,7 +566,8 @@ class EwsTarget(Target):
         pending: list[tuple[int, bytes]] = []
         limit = self.capabilities.max_message_bytes
         for n, item in enumerate(items):
-            raw = to_crlf(item.raw)
+            # Line ends matter to MIME only: an event or card may be UTF-16, where a CR inserted breaks it.
+            raw = to_crlf(item.raw) if folder.kind is ItemKind.MAIL and not item.crlf else item.raw
             if limit is not None and len(raw) > limit:
                 results[n] = UploadResult(item.key, Outcome.FAILED, failure=Failure.TOO_LARGE,
                                           reason=f"{len(raw)} bytes, over the target's {limit}")
@@ -532,7 +576,10 @@ class EwsTarget(Target):
         if pending:
             ews_folder = self._folder(folder)
             for batch in self._batches(pending):
-                self._send(ews_folder, items, batch, results)
+                if folder.kind is ItemKind.MAIL:
+                    self._send(ews_folder, items, batch, results)
+                else:
+                    self._send_pim(folder.kind, ews_folder, items, batch, results)
         done = [r for r in results if r is not None]
         assert len(done) == len(items)
         return done
@@ -540,33 +587,135 @@ class EwsTarget(Target):
     def _send(self, folder: Folder, items: Sequence[UploadItem], batch: list[tuple[int, bytes]],
               results: list[UploadResult | None]) -> None:
         messages = [self._message(folder, items[n], raw) for n, raw in batch]
+        for n, answer in self._create(folder, [(n, items[n].key) for n, _ in batch], messages, results):
+            results[n] = UploadResult(items[n].key, Outcome.CREATED, target_id=answer.id)
+
+    def _create(self, folder: Folder, keys: list[tuple[int, str]], objects: list[Any],
+                results: list[UploadResult | None]) -> list[tuple[int, Any]]:
+        """One CreateItem for a batch: each failure goes into `results`, the items created come back."""
         try:
-            answers = self._call(lambda account: account.bulk_create(folder, messages, chunk_size=len(messages)))
+            answers = self._call(lambda account: account.bulk_create(folder, objects, chunk_size=len(objects)))
         except Retryable as exc:  # the whole request was refused; some items may have landed (find() first)
-            for n, _ in batch:
-                results[n] = UploadResult(items[n].key, Outcome.FAILED, failure=Failure.RETRY,
+            for n, key in keys:
+                results[n] = UploadResult(key, Outcome.FAILED, failure=Failure.RETRY,
                                           retry_after=exc.wait, reason=exc.message)
-            return
+            return []
         except ProtocolError as exc:
             cause = exc.__cause__
             if cause is not None and isinstance(cause, tuple(PER_ITEM)):  # a per-item code exchangelib raised
                 failure = classify(cause)
-                for n, _ in batch:
+                for n, key in keys:
                     results[n] = UploadResult(
-                        items[n].key, Outcome.FAILED, failure=failure, reason=self._clean(cause),
+                        key, Outcome.FAILED, failure=failure, reason=self._clean(cause),
                         retry_after=_back_off(cause) if failure is Failure.RETRY else None)
-                return
+                return []
             raise
-        if len(answers) != len(batch):
-            raise ProtocolError(f"EWS answered {len(answers)} results for {len(batch)} messages")
-        for (n, _), answer in zip(batch, answers, strict=True):
-            key = items[n].key
+        if len(answers) != len(keys):
+            raise ProtocolError(f"EWS answered {len(answers)} results for {len(keys)} items")
+        created = []
+        for (n, key), answer in zip(keys, answers, strict=True):
             if isinstance(answer, BaseException):
                 failure = classify(answer)
                 results[n] = UploadResult(key, Outcome.FAILED, failure=failure, reason=self._clean(answer),
                                           retry_after=_back_off(answer) if failure is Failure.RETRY else None)
             else:
-                results[n] = UploadResult(key, Outcome.CREATED, target_id=answer.id)
+                created.append((n, answer))
+        return created
+
+    # events and contacts
+
+    def _send_pim(self, kind: ItemKind, folder: Folder, items: Sequence[UploadItem], batch: list[tuple[int, bytes]],
+                  results: list[UploadResult | None]) -> None:
+        home = self._call(lambda account: account.default_timezone)
+        what = "iCalendar event" if kind is ItemKind.EVENT else "vCard"
+        parsed: dict[int, Event | Contact] = {}
+        for n, raw in batch:
+            try:
+                parsed[n] = parse(kind, raw, self.where.timezone)
+            except Exception as exc:  # any flaw of one file (the parsers' errors vary) fails that item alone
+                results[n] = UploadResult(items[n].key, Outcome.FAILED, failure=Failure.REJECTED,
+                                          reason=f"not a {what} Exchange can take: {self._clean(exc)}")
+        members = self._group_members(folder, [p for p in parsed.values() if isinstance(p, Contact)])
+        made: dict[int, tuple[Any, Fidelity, PlannedEvent | None]] = {}
+        for n, raw in batch:
+            if n not in parsed:
+                continue
+            item, source = items[n], parsed[n]
+            try:
+                identity = identity_of(item.message_id, source, raw)
+                if isinstance(source, Event):
+                    plan = calendar_item(source, identity, folder, self.where.mailbox, home)
+                    made[n] = (plan.item, plan.fidelity, plan)
+                else:
+                    contact, fidelity = contact_item(source, identity, folder, members)
+                    made[n] = (contact, fidelity, None)
+            except Exception as exc:  # a value exchangelib refuses (an interval, a date) fails that item alone
+                results[n] = UploadResult(item.key, Outcome.FAILED, failure=Failure.REJECTED,
+                                          reason=f"not a {what} Exchange can take: {self._clean(exc)}")
+        keys = [(n, items[n].key) for n, _ in batch if n in made]
+        if not keys:
+            return
+        for n, answer in self._create(folder, keys, [made[n][0] for n, _ in keys], results):
+            _, fidelity, planned = made[n]
+            if planned is not None and (planned.changed or planned.deleted):
+                self._occurrences(folder, answer, planned)
+            results[n] = UploadResult(items[n].key, Outcome.CREATED, target_id=answer.id, fidelity=fidelity)
+
+    def _group_members(self, folder: Folder, cards: list[Contact]) -> dict[str, str]:
+        """The e-mail address of each contact the groups among `cards` name by UID: from the batch itself, or
+        from the contacts an earlier batch made in the folder (found by their identity property)."""
+        wanted = {uid_key(u) for c in cards if c.is_group for u in c.member_uids}
+        if not wanted:
+            return {}
+        found = {uid_key(c.uid): c.emails[0].value.removeprefix("mailto:") for c in cards
+                 if c.uid and not c.is_group and c.emails and uid_key(c.uid) in wanted}
+        missing = sorted(wanted - set(found))
+        if missing:
+            def look(account: Account) -> None:
+                for start in range(0, len(missing), 50):
+                    chunk = missing[start:start + 50]
+                    query = folder.filter(**{f"{IDENTITY}__in": chunk + [f"urn:uuid:{u}" for u in chunk]})
+                    for there in query.only(IDENTITY, "email_addresses"):
+                        emails = getattr(there, "email_addresses", None) or []
+                        if emails and getattr(there, IDENTITY, None):
+                            found.setdefault(uid_key(getattr(there, IDENTITY)), emails[0].email)
+
+            self._call(look)
+        return found
+
+    def _occurrences(self, folder: Folder, created: Any, plan: PlannedEvent) -> None:
+        """Changed occurrences, then deleted ones (from the last back, so no index moves under another);
+        what Exchange refuses is a fidelity drop of that occurrence, the series itself stays."""
+        f = plan.fidelity
+
+        def occurrence(account: Account, index: int) -> CalendarItem:
+            master = CalendarItem(account=account, folder=folder, id=created.id, changekey=created.changekey)
+            return master.occurrence(index)
+
+        def change(account: Account) -> list[Any]:
+            updates = []
+            for index, fields, _ in plan.changed:
+                item = occurrence(account, index)
+                for name, value in fields.items():
+                    setattr(item, name, value)
+                updates.append((item, list(fields)))
+            return list(account.bulk_update(updates))
+
+        def delete(account: Account) -> list[Any]:
+            return list(account.bulk_delete([occurrence(account, index) for index, _ in plan.deleted]))
+
+        plan.deleted.sort(key=lambda entry: -entry[0])
+        for what, entries, run in (("changed", plan.changed, change), ("deleted", plan.deleted, delete)):
+            if not entries:
+                continue
+            labels = [entry[-1] for entry in entries]
+            try:
+                answers = self._call(run)
+            except (ProtocolError, Retryable) as exc:  # the series is there: only these occurrences are lost
+                answers = [exc] * len(entries)
+            for label, answer in zip(labels, answers, strict=False):
+                if isinstance(answer, BaseException):
+                    f.drop("occurrence", f"{label}: Exchange refused it as {what} ({self._clean(answer)})")
 
     # what the mailbox holds
 
@@ -586,8 +735,30 @@ class EwsTarget(Target):
             flags=frozenset(flags), received=_aware(received) if received is not None else None,
         )
 
+    PIM_FIELDS: ClassVar[dict[ItemKind, tuple[str, ...]]] = {
+        ItemKind.EVENT: (IDENTITY, "uid", "subject", "start", "end", "is_all_day", "size"),
+        ItemKind.CONTACT: (IDENTITY, "display_name", "size"),
+    }
+
+    @staticmethod
+    def _existing_pim(item: Any) -> ExistingMessage:
+        """An event or contact as dedupe and verification see it: its identity (ours, else the event's UID)."""
+        identity = getattr(item, IDENTITY, None) or getattr(item, "uid", None)
+        if isinstance(item, CalendarItem):
+            end = item.end
+            if item.is_all_day and end is not None and not isinstance(end, dt.datetime):
+                end = end + dt.timedelta(days=1)  # exchangelib gives the last day; iCalendar's end is the day after
+            return ExistingMessage(target_id=item.id, message_id=identity, size=int(item.size or 0),
+                                   received=instant(item.start), subject=item.subject, end=instant(end))
+        return ExistingMessage(target_id=item.id, message_id=identity, size=int(item.size or 0),
+                               subject=getattr(item, "display_name", None))
+
     def existing(self, folder: TargetFolder) -> Iterator[ExistingMessage]:
         ews_folder = self._folder(folder)
+        if folder.kind is not ItemKind.MAIL:
+            fields = self.PIM_FIELDS[folder.kind]
+            yield from self._call(lambda account: [self._existing_pim(i) for i in ews_folder.all().only(*fields)])
+            return
         found = self._call(lambda account: [self._existing(m) for m in
                                             ews_folder.all().only(*self.FIELDS).order_by("datetime_received")])
         yield from found
@@ -602,6 +773,12 @@ class EwsTarget(Target):
         def look(account: Account) -> None:
             for start in range(0, len(wanted), 50):
                 chunk = wanted[start:start + 50]
+                if folder.kind is not ItemKind.MAIL:
+                    for item in ews_folder.filter(**{f"{IDENTITY}__in": chunk}).only(*self.PIM_FIELDS[folder.kind]):
+                        there = self._existing_pim(item)
+                        if there.message_id in chunk:
+                            found.setdefault(there.message_id, []).append(there)
+                    continue
                 for message in ews_folder.filter(message_id__in=chunk).only(*self.FIELDS):
                     if message.message_id in chunk:
                         found.setdefault(message.message_id, []).append(self._existing(message))
@@ -637,6 +814,6 @@ def close_all() -> None:
     close_connections()
 
 
-@register("ews")
+@register("ews", kinds=frozenset({ItemKind.MAIL, ItemKind.EVENT, ItemKind.CONTACT}))
 def _open_target(parts: SplitResult, url: str, options: TargetOptions) -> Target:
     return EwsTarget(where(parts, options), url, options)

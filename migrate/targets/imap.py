@@ -566,7 +566,7 @@ class ImapTarget(Target):
         pending: list[_Pending] = []
         for index, item in enumerate(items):
             flags = sorted({KEPT_FLAGS[f.lower()] for f in item.flags if f.lower() in KEPT_FLAGS})
-            pending.append(_Pending(index, item, to_crlf(item.raw), flags))
+            pending.append(_Pending(index, item, item.raw if item.crlf else to_crlf(item.raw), flags))
         wire = self._ready_wire()
         if isinstance(wire, str):
             return [UploadResult(item.key, Outcome.FAILED, failure=Failure.RETRY, reason=wire) for item in items]
@@ -600,6 +600,9 @@ class ImapTarget(Target):
                 results: list[UploadResult | None]) -> None:
         mailbox = quote(imap_utf7.encode(folder.id))
         messages = [(entry.flags, _aware(entry.item.received), entry.raw) for entry in batch]
+        if self._pipeline and len(batch) > 1 and b"MULTIAPPEND" in wire.capabilities \
+                and b"LITERAL+" in wire.capabilities and self._multi(wire, mailbox, batch, messages, results):
+            return
         if self._pipeline:
             answers = wire.append_many(mailbox, messages)
         else:
@@ -614,6 +617,32 @@ class ImapTarget(Target):
             self._drop_wire()
         for entry, answer in zip(batch, answers, strict=True):
             results[entry.index] = self._result(entry, answer)
+
+    def _multi(self, wire: Wire, mailbox: bytes, batch: list[_Pending],
+               messages: list[tuple[list[str], datetime | None, bytes]], results: list[UploadResult | None]) -> bool:
+        """The batch as one MULTIAPPEND: one transaction for the server (Dovecot spends a quarter of
+        the CPU of as many APPENDs). False when the server refused it for a reason that may concern
+        one message only: then each goes again on its own, to get its own outcome."""
+        answer, uids = wire.multiappend(mailbox, messages)
+        self._wire_used = time.monotonic()
+        if answer.status == "OK":
+            validity = answer.uidvalidity
+            if validity is None:
+                found = re.search(r"\[APPENDUID (\d+) ", answer.text, re.IGNORECASE)
+                validity = int(found.group(1)) if found else None
+            for n, entry in enumerate(batch):
+                uid = uids[n] if len(uids) == len(batch) else None
+                results[entry.index] = self._result(entry, Appended("OK", answer.text, validity, uid))
+            return True
+        if answer.status == "LOST":
+            self._drop_wire()
+        else:
+            failure, _ = classify(_server_text(answer.text), self._throttle_wait)
+            if failure in (Failure.REJECTED, Failure.TOO_LARGE):
+                return False
+        for entry in batch:
+            results[entry.index] = self._result(entry, answer)
+        return True
 
     def _result(self, entry: _Pending, answer: Appended) -> UploadResult:
         key = entry.item.key

@@ -13,15 +13,17 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from migrate import samplebox
-from migrate.copy import to_crlf
+from migrate.crlf import to_crlf
 from migrate.samplebox import SampleMessage
 from migrate.sources.headers import header_block, header_facts
 from migrate.targets import Failure, Outcome, TargetFolder, UploadItem
 from tests.targets.cases import FACTORIES, TargetCase
 from tests.targets.test_ews import sandbox_ews_case
+from tests.targets.test_graph import sandbox_graph_case
 
-BACKENDS = ["dovecot-imap", "dovecot-imaps-starttls", "sandbox-ews"]
+BACKENDS = ["dovecot-imap", "dovecot-imaps-starttls", "sandbox-ews", "sandbox-graph"]
 FACTORIES.setdefault("sandbox-ews", sandbox_ews_case)
+FACTORIES.setdefault("sandbox-graph", sandbox_graph_case)
 KEPT = {"\\Seen", "\\Flagged", "\\Answered", "\\Draft"}
 
 
@@ -167,3 +169,46 @@ def test_nothing_to_upload_and_closing_twice(target_case: TargetCase) -> None:
     assert target.find(folder, []) == {}
     target.close()
     target.close()
+
+
+# --- calendars and contacts: where the target holds them (capabilities), and a clear refusal where not ---------
+
+def test_calendars_and_contacts_go_where_the_target_holds_them(target_case: TargetCase) -> None:
+    from migrate.inventory import FolderInventory, Inventory
+    from migrate.model import Folder, FolderRole, ItemKind
+    from migrate.plan import Connection, make_plan
+    from migrate.targets.base import target_kinds
+    from tests.targets.test_ews_calendar import CARD, WEEKLY
+
+    calendar = Folder(("Arbete",), role=FolderRole.CALENDAR, kind=ItemKind.EVENT)
+    book = Folder(("Adresser",), role=FolderRole.CONTACTS, kind=ItemKind.CONTACT)
+    with target_case.open() as target:
+        caps = target.capabilities
+        kinds = target_kinds(target_case.url)
+        assert (ItemKind.EVENT in kinds, ItemKind.CONTACT in kinds) == (caps.calendars, caps.contacts)
+        if caps.calendars:
+            there = target.ensure_folder(("Calendar",), calendar)
+            assert target.ensure_folder(("Calendar",), calendar).id == there.id
+            event = UploadItem("e", WEEKLY, frozenset(), None, message_id="weekly-1@example.org")
+            [made] = target.upload(there, [event])
+            assert made.outcome is Outcome.CREATED and made.fidelity is not None
+            [held] = list(target.existing(there))
+            assert (held.message_id, held.subject, held.target_id) == ("weekly-1@example.org", "Veckomöte",
+                                                                        made.target_id)
+            assert held.received == datetime(2024, 3, 4, 9, 0, tzinfo=UTC)
+            assert list(target.find(there, ["weekly-1@example.org"])) == ["weekly-1@example.org"]
+        if caps.contacts:
+            there = target.ensure_folder(("Contacts", "Adresser"), book)
+            [made] = target.upload(there, [UploadItem("c", CARD, frozenset(), None, message_id="c-1@example.org")])
+            assert made.outcome is Outcome.CREATED
+            assert [(m.message_id, m.subject) for m in target.existing(there)] == [("c-1@example.org", "Åsa Öberg")]
+    inventory = Inventory(source="ics:/x", folders=[FolderInventory(calendar, messages=3, bytes=900),
+                                                   FolderInventory(book, messages=2, bytes=400)])
+    plan = make_plan(inventory, Connection(url="ics:/x"), Connection(url=target_case.url))
+    for folder, held in ((calendar, caps.calendars), (book, caps.contacts)):
+        [planned] = [f for f in plan.folders if f.source == folder.name]
+        assert planned.include is held and planned.kind is folder.kind
+        reasons = [e.reason for e in plan.excluded if e.folder == folder.name]
+        assert bool(reasons) is not held
+        if reasons:
+            assert "cannot hold" in reasons[0] and "ews://" in reasons[0]

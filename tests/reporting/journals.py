@@ -24,9 +24,9 @@ def make_plan() -> Plan:
         target=Connection(url="ews://anna@contoso.onmicrosoft.com"),
         folders=[
             FolderPlan(source="INBOX", path=["INBOX"], target=["Inbox"], role=FolderRole.INBOX, messages=6,
-                       bytes=6000),
+                       bytes=6000, years={2019: 1, 2024: 2, 2026: 3}),
             FolderPlan(source=CUSTOMERS, path=["Kunder", "Åkesson & Söner"], target=["Kunder", "Åkesson & Söner"],
-                       messages=3, bytes=3000),
+                       messages=3, bytes=3000, years={2024: 3}),
             FolderPlan(source="[Gmail]/All Mail", path=["[Gmail]", "All Mail"], target=["All Mail"],
                        role=FolderRole.ALL, include=False, messages=9),
         ],

@@ -68,10 +68,10 @@ def test_html_shows_numbers_verdict_and_what_did_not_move(data: ReportData) -> N
     assert "in the source but not on the target" in html
     assert "160.0 MB is over the size limit of 150 MB" in html
     assert "Kunder/Åkesson &amp; Söner" in html  # escaped, not dropped
-    assert "50 s" in html and "42 s" in html  # actual and estimated duration
+    assert "50\u00a0s" in html and "42\u00a0s" in html  # actual and estimated duration
     assert "0.14 messages/s" in html
     assert "missing on target: 1" in html and "Offert 2" in html
-    assert "2026-11-29 09:00 UTC" in html
+    assert "Nov 29, 2026, 09:00 UTC" in html
 
 
 def test_hostile_subject_is_text_not_markup(data: ReportData) -> None:
@@ -184,3 +184,25 @@ def test_cli_refuses_a_file_that_is_not_a_journal(tmp_path: Path) -> None:
     result = cli("report", "notes.txt", "-o", "report.html", cwd=tmp_path)
     assert result.returncode == 3, result.stderr
     assert "is not a journal" in result.stderr
+
+
+def test_cli_formats_and_guides_for_a_single_run(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    save_plan(make_plan(), plan)
+    write_journal(journal_for_plan(plan))
+    as_csv = cli("report", str(plan), "--format", "csv", "-o", "-", cwd=tmp_path)
+    assert as_csv.returncode == 0, as_csv.stderr
+    assert as_csv.stdout.startswith("record,mailbox,folder,")
+    assert "not_moved,anna@contoso.onmicrosoft.com" in as_csv.stdout
+    made = cli("report", str(plan), "-o", "rapport.html", "--lang", "sv", "--guides", "--keep-days", "14", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert "Rapport över e-postflytten" in (tmp_path / "rapport.html").read_text(encoding="utf-8")
+    guide = (tmp_path / "rapport.guide.html").read_text(encoding="utf-8")
+    assert "Din nya brevlåda i Microsoft 365" in guide and "i 14 dagar" in guide
+    alone = cli("guide", str(plan), "-o", "guide.json", "--format", "json", cwd=tmp_path)
+    assert alone.returncode == 0, alone.stderr
+    doc = json.loads((tmp_path / "guide.json").read_text(encoding="utf-8"))
+    assert doc["mailbox"] == "anna@contoso.onmicrosoft.com" and doc["old_account"] == "mail.example.se"
+    assert doc["verified"] is False and doc["keep_days"] == 30
+    no_output = cli("report", str(plan), cwd=tmp_path)
+    assert no_output.returncode == 2 and "give -o FILE" in no_output.stderr

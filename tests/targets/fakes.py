@@ -1,5 +1,6 @@
-"""An in-memory source and target whose failures a test scripts, to drive copy_mailbox's retry rules
-into corners a real server reaches only by bad luck (an APPEND done, but its answer lost)."""
+"""An in-memory source and target whose failures a test scripts, to drive the engine's dedupe and retry
+rules (migrate.engine.runner.Runner) into corners a real server reaches only by bad luck (an APPEND
+done, but its answer lost)."""
 
 from __future__ import annotations
 
@@ -101,7 +102,11 @@ class MemoryTarget(Target):
         results = []
         for item in items:
             waits = self.script.retry.get(item.key)
-            if item.key in self.script.fatal:
+            limit = self.capabilities.max_message_bytes
+            if limit is not None and len(item.raw) > limit:  # as Target promises: refused without being sent
+                results.append(UploadResult(item.key, Outcome.FAILED, failure=Failure.TOO_LARGE,
+                                            reason=f"{len(item.raw):,} bytes, over the target's {limit:,}"))
+            elif item.key in self.script.fatal:
                 results.append(UploadResult(item.key, Outcome.FAILED, failure=Failure.FATAL, reason="over quota"))
             elif waits:
                 results.append(UploadResult(item.key, Outcome.FAILED, failure=Failure.RETRY,

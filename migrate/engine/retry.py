@@ -1,0 +1,22 @@
+"""How long to wait before an upload the target refused for now is tried again, and how often.
+
+Only a passing failure (Failure.RETRY: throttling, a dropped connection) is tried again. The wait
+doubles at each try, and a server's own request (Retry-After) is honoured when it asks for longer,
+up to a ceiling: a run must not sleep for hours on one bad answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5  # tries per message, the first included
+    first_wait: float = 2.0  # doubled at each try
+    longest_wait: float = 900.0  # a server's own request (Exchange IMAP: about 300 s) is honoured up to this
+
+    def wait(self, attempt: int, asked: float | None) -> float:
+        """The wait after try number `attempt` (from 1) failed, the server having `asked` for so many seconds."""
+        backoff = self.first_wait * 2 ** (attempt - 1)
+        return min(max(backoff, asked or 0.0), self.longest_wait)
