@@ -62,6 +62,7 @@ class DavServer(Strict):
     url: str = Field(pattern=r"^https://")
     source: str = Field(pattern=r"^https://")
     verified: bool = True
+    auth: Literal["password", "oauth"] = "password"  # oauth: the provider takes no password here (Google)
 
 
 class Servers(Strict):

@@ -50,11 +50,8 @@ class OnTarget:
         self.no_id: dict[int, list[ExistingMessage]] = {}  # by size
         self.by_time: dict[int, list[str]] = {}  # received second, for targets that rebuild MIME
         self.hashes: dict[str, str] = {}  # target id -> sha256 of what it gives back
-        self.known: set[str] = set()  # target ids seen or created in this run
         for message in target.existing(folder):
-            if message.target_id in claimed:
-                self.known.add(message.target_id)
-            else:
+            if message.target_id not in claimed:
                 self.add(message)
 
     def claim(self, message_id: str | None, size: int) -> None:
@@ -65,7 +62,6 @@ class OnTarget:
             self._take((key, size if self.raw else None))
 
     def add(self, message: ExistingMessage) -> None:
-        self.known.add(message.target_id)
         key = id_key(message.message_id)
         if key is not None:
             self.by_id.setdefault((key, message.size if self.raw else None), []).append(message.target_id)

@@ -121,6 +121,7 @@ class FolderTotals:
 class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._depth = 0  # open transactions; only the outermost commits
         try:
             self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         except sqlite3.OperationalError as exc:
@@ -155,7 +156,13 @@ class Journal:
                 "UPDATE meta SET value='2' WHERE key='schema_version'; COMMIT;")
 
     def transaction(self) -> _Transaction:
-        return _Transaction(self.db)
+        """One transaction; inside another one (see `together`) it is part of the outer one."""
+        return _Transaction(self)
+
+    def together(self) -> _Transaction:
+        """Several writes in one transaction, one commit: the runner closes and marks all the batches
+        that are ready at once, so a run pays one fsync a round, not one per batch."""
+        return _Transaction(self)
 
     # --- run-level facts -------------------------------------------------------------------
 
@@ -279,13 +286,18 @@ class Journal:
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (the connection is in autocommit mode)."""
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (the connection is in autocommit mode).
+    Nested ones join the outermost, which alone commits or rolls back."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
 
     def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
+        if self.journal._depth == 0:
+            self.journal.db.execute("BEGIN IMMEDIATE")
+        self.journal._depth += 1
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        self.journal._depth -= 1
+        if self.journal._depth == 0:
+            self.journal.db.execute("ROLLBACK" if exc_type else "COMMIT")

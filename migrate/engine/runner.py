@@ -22,7 +22,7 @@ from migrate.engine.dedupe import OnTarget, content_sha256, id_key
 from migrate.engine.journal import ItemRecord, Journal
 from migrate.engine.retry import RetryPolicy
 from migrate.engine.verify import flags_for
-from migrate.errors import ExitCode, MigrateError
+from migrate.errors import ExitCode, MigrateError, UnreachableError
 from migrate.model import Folder, ItemKind, MessageRef
 from migrate.plan import FolderPlan, Plan
 from migrate.progress import Progress, Reporter, silent
@@ -140,6 +140,7 @@ class Runner:
         # folder, so a one-folder POP3 maildrop, which takes one session at a time, gets one).
         self.readers = max(1, readers)
         self._problems: list[str] = []
+        self._marked: list[Batch] = []  # marked pending in the open journal transaction, not yet sent
         self.result = RunResult(plan.source.url, plan.target.url, str(journal.path), dry_run, datetime.now(UTC))
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._uploads: queue.Queue[Batch | None] = queue.Queue()
@@ -223,33 +224,52 @@ class Runner:
         released = False
         try:
             while reading or self._in_flight:
-                kind, payload = self._events.get()
-                job: _Job | None = None
-                if kind == "batch":
-                    job = payload.job
-                    self._send(payload)
-                elif kind == "records":
-                    job = payload[0]
-                    self._close(job.outcome, job.folder_id, payload[1])
-                elif kind == "uploaded":
-                    job = payload[0].job
-                    self._uploaded(job.outcome, payload[0], payload[1], job.on_target)
-                elif kind == "started":
-                    job = payload
-                    self.report(Progress("upload", job.plan.source, 0, 0, total_items=None))
-                elif kind == "read-done":
-                    job = payload
-                    job.read_done = True
-                    more = more and next_job()
-                elif kind == "reader-done":
-                    reading -= 1
-                elif kind == "died":  # an upload thread died: stop as a kill would, its batch left pending
-                    raise payload
-                elif kind == "error":
-                    reading -= 1
-                    self._halt()
-                    self._pending_error = self._pending_error or payload
-                if job is not None:
+                # Everything that is ready is handled in one journal transaction: one commit (one
+                # fsync) a round instead of one per batch. Batches go to the uploaders only after
+                # the commit that marks them pending.
+                events = [self._events.get()]
+                while len(events) < 256:
+                    try:
+                        events.append(self._events.get_nowait())
+                    except queue.Empty:
+                        break
+                died: BaseException | None = None
+                touched: list[_Job] = []
+                with self.journal.together():
+                    for kind, payload in events:
+                        job: _Job | None = None
+                        if kind == "batch":
+                            job = payload.job
+                            self._send(payload)
+                        elif kind == "records":
+                            job = payload[0]
+                            self._close(job.outcome, job.folder_id, payload[1])
+                        elif kind == "uploaded":
+                            job = payload[0].job
+                            self._uploaded(job.outcome, payload[0], payload[1], job.on_target)
+                        elif kind == "started":
+                            job = payload
+                            self.report(Progress("upload", job.plan.source, 0, 0, total_items=None))
+                        elif kind == "read-done":
+                            job = payload
+                            job.read_done = True
+                            more = more and next_job()
+                        elif kind == "reader-done":
+                            reading -= 1
+                        elif kind == "died":  # an upload thread died: stop as a kill would, its batch left pending
+                            died = died or payload
+                        elif kind == "error":
+                            reading -= 1
+                            self._halt()
+                            self._pending_error = self._pending_error or payload
+                        if job is not None and job not in touched:
+                            touched.append(job)
+                if died is not None:
+                    raise died
+                for batch in self._marked:
+                    self._uploads.put(batch)
+                self._marked.clear()
+                for job in touched:
                     self._progress(job)
                 if self._stop.is_set() and not released:
                     released = True  # a reader waiting for a folder must hear that there is none
@@ -303,7 +323,7 @@ class Runner:
                     source = self.open_source()
                 if target is None and not self.dry_run:
                     target = self.open_target()
-                self._open_folder(target, job)
+                self._open_folder_patiently(target, job)
                 self._events.put(("started", job))
                 self._read_folder(source, job, batch_bytes)
                 self._events.put(("read-done", job))
@@ -317,6 +337,21 @@ class Runner:
             if own_target and target is not None:
                 target.close()
         self._events.put(("reader-done", None))
+
+    def _open_folder_patiently(self, target: Target | None, job: _Job) -> None:
+        """Open the folder on the target, waiting out a moment when the target cannot be reached (a
+        server restart) as uploads do; the target reconnects on the next call."""
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                self._open_folder(target, job)
+                return
+            except UnreachableError as exc:
+                if attempt == self.retry.attempts or self._stop.is_set():
+                    raise
+                wait = self.retry.wait(attempt, None)
+                self.report(Progress("upload", job.plan.source, 0, 0, note=f"target unreachable ({exc.message}): "
+                                     f"waiting {wait:.0f} s"))
+                self._stop.wait(wait)
 
     def _open_folder(self, target: Target | None, job: _Job) -> None:
         if target is None:
@@ -336,8 +371,11 @@ class Runner:
         caps_limit = self.plan.filters.max_message_size
         batch_items = 100
         if not self.dry_run and on_target is not None:
-            batch_bytes = min(batch_bytes, on_target.target.capabilities.max_batch_bytes)
-            batch_items = on_target.target.capabilities.max_batch_items
+            capabilities = on_target.target.capabilities
+            batch_bytes = min(batch_bytes, capabilities.max_batch_bytes)
+            batch_items = capabilities.max_batch_items
+            # Not read at all when the target would refuse it anyway.
+            caps_limit = min(caps_limit, capabilities.max_message_bytes or caps_limit)
         for refs in chunked(self._wanted(source, folder, job.closed, job.outcome), batch_bytes, batch_items):
             if self._stop.is_set():
                 break
@@ -430,7 +468,7 @@ class Runner:
                 ItemRecord(i.key, "pending", None, i.message_id, len(i.raw), batch.subjects.get(i.key))
                 for i in batch.items])
             self._in_flight += 1
-            self._uploads.put(batch)
+            self._marked.append(batch)  # sent once the journal's pending mark is committed
         else:  # a dry run goes through everything but the upload
             self._close_counts_dry(batch)
 
@@ -462,8 +500,6 @@ class Runner:
                 if result.target_id:
                     with self._known_lock:
                         self._known.add(result.target_id)
-                    if on_target is not None:
-                        on_target.known.add(result.target_id)
             elif result.outcome is Outcome.SKIPPED:
                 records.append(ItemRecord(base[0], "skipped", None, base[1], base[2], base[3], result.target_id,
                                           reason=result.reason or "already on the target", attempts=batch.attempt))
@@ -508,6 +544,12 @@ class Runner:
                 if batch is None:
                     return
                 try:
+                    if self.result.stopped:  # a fatal answer (quota, mailbox gone): what is queued would fail too
+                        results = [UploadResult(i.key, Outcome.FAILED, failure=Failure.RETRY,
+                                                reason=f"not sent: the run stopped ({self.result.stopped})")
+                                   for i in batch.items]
+                        self._events.put(("uploaded", (batch, results)))
+                        continue
                     if target is None:
                         target = self.open_target()
                     results = self._upload(target, batch)

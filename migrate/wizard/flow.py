@@ -21,6 +21,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from migrate.cli.progress import live_progress
+from migrate.discovery.dav import discover_dav
 from migrate.discovery.discover import Discovery, discover, split_address
 from migrate.discovery.local_stores import LocalStore, find_local_stores, store_in_folder
 from migrate.discovery.network import Network
@@ -334,17 +335,21 @@ class Wizard:
         if not kinds:
             self.say(self.t("calendars_unavailable"))
             return
-        dav = []
-        if self.playbook is not None:
-            dav = [(f"caldav+{d.url}", d.url) for d in self.playbook.servers.caldav if "caldav+https" in kinds]
-            dav += [(f"carddav+{d.url}", d.url) for d in self.playbook.servers.carddav if "carddav+https" in kinds]
+        dav = self.found_dav(kinds)
         choices = [("none", self.t("calendars_none")), *dav]
+        if len(dav) > 1:
+            choices.insert(1, ("found", self.t("calendars_found_all")))
         if "ics" in kinds or "vcf" in kinds:
             choices.append(("files", self.t("calendars_files")))
         current = self.answers.calendars[0].url if self.answers.calendars else None
-        picked = self.ask.select("calendars", self.t("calendars_question"), choices, current, default="none")
+        picked = self.ask.select("calendars", self.t("calendars_question"), choices, current,
+                                 default=choices[1][0] if dav else "none")
         if picked == "none":
             self.answers.calendars = []
+        elif picked == "found":
+            server = self.answers.server
+            self.answers.calendars = [SourceAnswer(url=url, label=url, password=server.password if server else None,
+                                                   ca_file=server.ca_file if server else None) for url, _ in dav]
         elif picked == "files":
             path = self.ask.text("calendars", self.t("calendars_file_question"),
                                  check=lambda v: None if Path(v).expanduser().exists() else self.t("file_missing"))
@@ -357,6 +362,19 @@ class Wizard:
             self.answers.calendars = [SourceAnswer(url=picked, label=picked, password=server.password if server
                                                    else None)]
         self.save()
+
+    def found_dav(self, kinds: list[str]) -> list[tuple[str, str]]:
+        """The CalDAV/CardDAV endpoints discovery finds for the address, signed in with the mail password."""
+        server, address = self.answers.server, self.answers.address
+        if server is None or address is None or self.o.unattended or not {"caldav+https", "carddav+https"} & set(kinds):
+            return []
+        secret = source_options(self.connection(server)).secret
+        with self.out.status(self.t("calendars_discovering")):
+            found = discover_dav(address, secret or "", self.books, self.o.network)
+        if found.reason:
+            self.say(found.reason, style="yellow")
+        return [(e.url, self.t(f"calendars_found_{e.kind}", url=e.url)) for e in found.endpoints
+                if f"{e.kind}+https" in kinds]
 
     # step 6
 

@@ -134,7 +134,8 @@ def test_dry_run_writes_nothing(dovecot: Dovecot, accounts: tuple[str, str], tmp
 def test_sigkill_at_random_moments_loses_and_duplicates_nothing(dovecot: Dovecot, accounts: tuple[str, str],
                                                                  tmp_path: Path) -> None:
     source, target = accounts
-    corpus.load_into_dovecot(dovecot, source, PASSWORD, samplebox.build(200))  # 2,000 messages
+    # 4,000 messages: a run takes long enough (several seconds) for the kills to land mid-copy.
+    corpus.load_into_dovecot(dovecot, source, PASSWORD, samplebox.build(400))
     plan = tmp_path / "plan.yaml"
     assert cli(*plan_args(dovecot, source, target, plan)).returncode == 0
     rng = random.Random(20261129)
@@ -143,7 +144,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(dovecot: Dovecot
     for _ in range(5):
         proc = subprocess.Popen([sys.executable, "-m", "migrate", "run", str(plan), "-q"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.8, 2.5))
+        time.sleep(rng.uniform(0.8, 2.0))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             killed += 1
