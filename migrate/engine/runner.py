@@ -141,6 +141,7 @@ class Runner:
         self.readers = max(1, readers)
         self._problems: list[str] = []
         self._marked: list[Batch] = []  # marked pending in the open journal transaction, not yet sent
+        self._target_reached = False  # once it answered, an unreachable target is waited for (a restart)
         self.result = RunResult(plan.source.url, plan.target.url, str(journal.path), dry_run, datetime.now(UTC))
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._uploads: queue.Queue[Batch | None] = queue.Queue()
@@ -344,9 +345,11 @@ class Runner:
         for attempt in range(1, self.retry.attempts + 1):
             try:
                 self._open_folder(target, job)
+                self._target_reached = True
                 return
             except UnreachableError as exc:
-                if attempt == self.retry.attempts or self._stop.is_set():
+                # A target never reached in this run is a wrong address or port: say so at once.
+                if not self._target_reached or attempt == self.retry.attempts or self._stop.is_set():
                     raise
                 wait = self.retry.wait(attempt, None)
                 self.report(Progress("upload", job.plan.source, 0, 0, note=f"target unreachable ({exc.message}): "
