@@ -17,6 +17,7 @@ class ExitCode(enum.IntEnum):
     UNREACHABLE = 5  # host not found, connection refused, timeout
     TLS = 6  # certificate not trusted, TLS refused
     PROTOCOL = 7  # the server said something we cannot work with
+    PREFLIGHT = 8  # the tenant or mailbox does not let the move in: preflight says what an admin must fix
     INTERRUPTED = 130
 
 

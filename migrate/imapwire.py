@@ -39,7 +39,7 @@ _INTERNALDATE = re.compile(rb'[( ]INTERNALDATE "([^"]+)"')
 _QUOTED_BODY = re.compile(rb'BODY\[[^\]]*\](?:<\d+>)? (NIL|"((?:[^"\\]|\\.)*)")')
 _FETCH = re.compile(rb"\* (\d+) FETCH ")
 _STATUS = re.compile(rb"\* (\d+) (EXISTS|RECENT)\r\n", re.IGNORECASE)
-_CODE = re.compile(rb"\[(UIDVALIDITY|UIDNEXT) (\d+)\]", re.IGNORECASE)
+_CODE = re.compile(rb"\[(UIDVALIDITY|UIDNEXT|HIGHESTMODSEQ) (\d+)\]", re.IGNORECASE)
 _MONTHS = {m: i for i, m in enumerate(
     (b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec"), 1)}
 _FLUSH = 256 * 1024  # bytes gathered before a write: few TLS records, few system calls
@@ -74,6 +74,17 @@ class Response:
 class Tagged:
     status: str  # OK | NO | BAD
     text: bytes  # the rest of the line, response code included
+
+
+@dataclass(frozen=True)
+class FolderState:
+    """What opening a folder says about it. Two equal states with a UIDNEXT mean the same messages
+    (none added, none expunged); with HIGHESTMODSEQ (CONDSTORE) also the same flags."""
+
+    uidvalidity: int
+    exists: int
+    uidnext: int | None = None
+    highestmodseq: int | None = None
 
 
 @dataclass(frozen=True)
@@ -275,19 +286,22 @@ class Wire:
 
     # --- reading --------------------------------------------------------------------------
 
-    def examine(self, mailbox: bytes, readonly: bool = True) -> tuple[int, int]:
-        """Open a folder (EXAMINE, or SELECT); its UIDVALIDITY and message count."""
-        untagged, _ = self.check(self.command((b"EXAMINE " if readonly else b"SELECT ") + mailbox))
-        validity = exists = 0
+    def open_folder(self, mailbox: bytes, readonly: bool = True) -> FolderState:
+        """EXAMINE (or SELECT) a folder, with CONDSTORE where the server has it, so that the state
+        carries HIGHESTMODSEQ: any flag change since an earlier look shows in it."""
+        condstore = b" (CONDSTORE)" if b"CONDSTORE" in self.capabilities else b""
+        untagged, _ = self.check(self.command((b"EXAMINE " if readonly else b"SELECT ") + mailbox + condstore))
+        codes: dict[bytes, int] = {}
+        exists = 0
         for response in untagged:
             text = response.text
             status = _STATUS.match(text)
             if status and status.group(2).upper() == b"EXISTS":
                 exists = int(status.group(1))
             code = _CODE.search(text)
-            if code and code.group(1).upper() == b"UIDVALIDITY":
-                validity = int(code.group(2))
-        return validity, exists
+            if code:
+                codes[code.group(1).upper()] = int(code.group(2))
+        return FolderState(codes.get(b"UIDVALIDITY", 0), exists, codes.get(b"UIDNEXT"), codes.get(b"HIGHESTMODSEQ"))
 
     def listing(self, sequence: bytes, header_fields: bytes) -> Iterator[Listed]:
         """`FETCH sequence (UID RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (...)])`."""
@@ -445,6 +459,15 @@ class Wire:
             for _ in self.command(b"LOGOUT"):
                 pass
         except (OSError, WireLost):
+            pass  # it is going away either way
+        finally:
+            self.close()
+
+    def leave(self) -> None:
+        """Say LOGOUT and hang up without waiting for the goodbye: for a process on its way out."""
+        try:
+            self._sock.sendall(self._next_tag() + b" LOGOUT\r\n")
+        except OSError:
             pass  # it is going away either way
         finally:
             self.close()

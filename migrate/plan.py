@@ -103,6 +103,20 @@ class Estimate(Strict):
     basis: str
 
 
+class Transports(Strict):
+    """Which transport carries each kind of item into an m365:// target: chosen by preflight, or by --transport.
+    Edit it to choose by hand (ews, imap or graph; calendars and contacts not by imap)."""
+
+    mail: Literal["ews", "imap", "graph"] | None = None
+    calendars: Literal["ews", "graph"] | None = None
+    contacts: Literal["ews", "graph"] | None = None
+    chosen_by: Literal["preflight", "--transport", "by hand"] = "preflight"
+
+    def routes(self) -> dict[ItemKind, str]:
+        found = {ItemKind.MAIL: self.mail, ItemKind.EVENT: self.calendars, ItemKind.CONTACT: self.contacts}
+        return {k: v for k, v in found.items() if v is not None}
+
+
 class Plan(Strict):
     version: Literal[1] = PLAN_VERSION
     created: datetime = Field(default_factory=lambda: datetime.now(UTC))
@@ -113,6 +127,7 @@ class Plan(Strict):
     folders: list[FolderPlan] = Field(default_factory=list)
     excluded: list[Exclusion] = Field(default_factory=list)
     estimate: Estimate | None = None
+    transports: Transports | None = None  # m365:// targets only
 
     def included(self) -> list[FolderPlan]:
         return [f for f in self.folders if f.include]

@@ -11,7 +11,9 @@ VENV=${VENV:-.venv}
 # WeasyPrint (PDF reports) runs on Pango and HarfBuzz; a font with åäö for the PDFs.
 DEBIAN_PACKAGES_BASE=(python3 python3-venv python3-dev libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b
                       libharfbuzz-subset0 fonts-dejavu-core)
-DEBIAN_PACKAGES_TEST=(dovecot-imapd dovecot-pop3d)
+# Distributed batches' tests: a Redis broker and a PostgreSQL journal, started by the tests on loopback.
+# chromium: the report tests lay the HTML out in headless Chromium (tests/reporting/test_browser.py).
+DEBIAN_PACKAGES_TEST=(dovecot-imapd dovecot-pop3d redis-server postgresql chromium)
 
 missing_debs() {
   local pkg missing=()

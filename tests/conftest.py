@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.servers.dovecot import Dovecot, dovecot_binary
+from tests.servers.postgres import Postgres, postgres_bindir
 from tests.servers.radicale import Radicale, radicale_available
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,6 +50,20 @@ def radicale() -> Iterator[Radicale]:
         pytest.skip("radicale is not installed (pip install radicale)")
     server = Radicale()
     server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A private PostgreSQL on a free loopback port (the shared journal of distributed batches)."""
+    if postgres_bindir() is None:
+        if IN_CI:
+            pytest.fail("PostgreSQL is not installed: the test command installs postgresql")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    server = Postgres().start()
     try:
         yield server
     finally:

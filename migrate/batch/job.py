@@ -27,6 +27,7 @@ class Job(BaseModel):
     workers: int | None = None  # parallel uploads in this mailbox (default: the target's limit)
     retry_failed: bool = False
     debug: bool = False
+    journal_key: str | None = None  # with Secrets.journal_db: this mailbox's journal in the shared database
 
     def planning(self) -> dict[str, object]:
         """What the plan was made from: when this changes, the mailbox is planned again."""
@@ -41,11 +42,15 @@ class Secrets(BaseModel):
 
     source: SecretStr | None = None
     target: SecretStr | None = None
+    # The shared journal database's URL (a worker's --journal-db): it may hold the database's password.
+    journal_db: SecretStr | None = None
 
     def values(self) -> list[str]:
-        return [s.get_secret_value() for s in (self.source, self.target) if s and s.get_secret_value()]
+        return [s.get_secret_value() for s in (self.source, self.target, self.journal_db)
+                if s and s.get_secret_value()]
 
     def wire(self) -> str:
         """The one line that goes down the pipe."""
         return json.dumps({name: value.get_secret_value() if value else None
-                           for name, value in (("source", self.source), ("target", self.target))})
+                           for name, value in (("source", self.source), ("target", self.target),
+                                               ("journal_db", self.journal_db))})

@@ -16,7 +16,7 @@ from typing import Any
 from migrate.batch.job import Job, Secrets
 from migrate.batch.scope import narrow
 from migrate.batch.status import write_atomically
-from migrate.engine.journal import Journal
+from migrate.engine.journal import Journal, JournalPlace, open_journal
 from migrate.migration import plan_migration, run_plan, verify_plan
 from migrate.plan import Plan, load_plan, save_plan
 from migrate.progress import Progress
@@ -53,8 +53,23 @@ class _Counter:
                    "bytes": sum(b for _, b in mine), "note": event.note})
 
 
+def journal_place(job: Job, secrets: Secrets) -> JournalPlace:
+    """The mailbox's journal: its file in the batch folder, or its rows in the shared database."""
+    if secrets.journal_db is None or job.journal_key is None:
+        return Path(job.folder) / JOURNAL
+    url, key = secrets.journal_db.get_secret_value(), job.journal_key
+
+    def shared() -> Journal:
+        from migrate.engine.journal_pg import PostgresJournal  # psycopg only where a database is used
+
+        return PostgresJournal(url, key)
+
+    return shared
+
+
 def move_mailbox(job: Job, secrets: Secrets, emit: Emit) -> Outcome:
     folder = Path(job.folder)
+    journal = journal_place(job, secrets)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     source_secret = secrets.source.get_secret_value() if secrets.source else None
     target_secret = secrets.target.get_secret_value() if secrets.target else None
@@ -73,14 +88,14 @@ def move_mailbox(job: Job, secrets: Secrets, emit: Emit) -> Outcome:
     emit({"event": "planned", "messages": planned, "bytes": plan.estimate.bytes if plan.estimate else 0})
 
     emit({"event": "state", "state": "running", "phase": "upload"})
-    result = run_plan(plan, folder / JOURNAL, workers=job.workers, report=counter, retry_failed=job.retry_failed)
+    result = run_plan(plan, journal, workers=job.workers, report=counter, retry_failed=job.retry_failed)
     write_atomically(folder / RESULT, json.dumps(result.as_json(), indent=2, ensure_ascii=False, default=str) + "\n")
-    totals = journal_totals(folder / JOURNAL, planned)
+    totals = journal_totals(journal, planned)
     if result.stopped:
         return Outcome("failed", f"stopped: {result.stopped}", totals)
 
     emit({"event": "state", "state": "running", "phase": "verify"})
-    verification = verify_plan(plan, folder / JOURNAL, report=counter)
+    verification = verify_plan(plan, journal, report=counter)
     write_atomically(folder / VERIFY, json.dumps(verification.as_json(), indent=2, ensure_ascii=False) + "\n")
     totals["verified"] = verification.ok
     if totals["failed"]:
@@ -104,9 +119,9 @@ def _reused_plan(folder: Path, job: Job) -> Plan | None:
     return load_plan(plan_file) if same else None
 
 
-def journal_totals(journal_path: Path, planned: int | None) -> dict[str, Any]:
+def journal_totals(place: JournalPlace, planned: int | None) -> dict[str, Any]:
     """The whole journal's count (every run of this mailbox), not only the last run's."""
-    journal = Journal(journal_path)
+    journal = open_journal(place)
     try:
         folders = journal.totals()
     finally:

@@ -12,6 +12,10 @@ Layout (the report command reads exactly this):
 `plan` and `journal` in batch.json are relative to BATCH_DIR, so the folder can be moved or archived whole.
 `totals` counts the whole journal (all runs together): planned, created, skipped, failed, bytes, and
 `verified` (true, false, or null before verification).
+
+A distributed batch (`--engine celery`, see migrate.batch.remote) keeps this file too, with `engine`, its
+`name` and `journal_db`: the journals, plans and logs are then in the shared database and on the workers,
+`journal` reads `postgresql:NAME/MAILBOX`, `plan` is empty, and `worker` names who moved each mailbox.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class MailboxStatus(BaseModel):
     started: datetime | None = None
     ended: datetime | None = None
     totals: dict[str, Any] = Field(default_factory=dict)
+    worker: str | None = None  # a distributed batch: the worker (host/pid) that moved it last
 
 
 class BatchStatus(BaseModel):
@@ -58,6 +63,11 @@ class BatchStatus(BaseModel):
     to: str
     updated: datetime = Field(default_factory=lambda: datetime.now(UTC))
     mailboxes: list[MailboxStatus] = Field(default_factory=list)
+    # A distributed batch (--engine celery): its name in the shared journal database, and that database as
+    # --journal-db gave it (a URL without a password, or env:VAR), where every mailbox's state is read.
+    engine: Literal["local", "celery"] = "local"
+    name: str | None = None
+    journal_db: str | None = None
 
     def mailbox(self, mailbox_id: str) -> MailboxStatus | None:
         return next((m for m in self.mailboxes if m.id == mailbox_id), None)

@@ -67,7 +67,9 @@ class LiveMailbox:
     bytes_per_s: float = 0.0
 
 
-class _Worker:
+class MailboxProcess:
+    """One mailbox's worker process (migrate.batch.worker), started by the batch here or by a Celery task."""
+
     def __init__(self, job: Job, secrets: Secrets, log: Path, events: queue.Queue[tuple[str, Any]]) -> None:
         self.id = job.id
         self.ended = False
@@ -119,7 +121,7 @@ class Supervisor:
         self.on_event = on_event
         self.live: dict[str, LiveMailbox] = {job.id: LiveMailbox() for job, _ in jobs}
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self._running: dict[str, _Worker] = {}
+        self._running: dict[str, MailboxProcess] = {}
         self._lock = threading.Lock()  # the live table reads status and live from its own thread
 
     def run(self) -> bool:
@@ -158,7 +160,7 @@ class Supervisor:
             self._set(m, state="failed", error=exc.one_line(), ended=datetime.now(UTC))
             return
         self._set(m, state="planning", phase="starting", error=None, started=datetime.now(UTC), ended=None)
-        self._running[job.id] = _Worker(job, given, folder / "worker.log", self._events)
+        self._running[job.id] = MailboxProcess(job, given, folder / "worker.log", self._events)
 
     def _handle(self, mailbox_id: str, event: dict[str, Any] | None) -> None:
         m = self._mailbox(mailbox_id)
@@ -188,7 +190,7 @@ class Supervisor:
             self._set(m, state=event["state"], error=event.get("error"), phase=None,
                       totals=event.get("totals") or m.totals, ended=datetime.now(UTC))
 
-    def _ended(self, m: MailboxStatus, worker: _Worker) -> None:
+    def _ended(self, m: MailboxStatus, worker: MailboxProcess) -> None:
         code = worker.finish()
         if worker.ended:
             return

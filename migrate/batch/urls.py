@@ -4,6 +4,7 @@
 
   ews://contoso.onmicrosoft.com[?endpoint=...]  ->  ews://anna@contoso.com[?endpoint=...]
   graph://contoso.onmicrosoft.com               ->  graph://anna@contoso.com
+  m365://contoso.onmicrosoft.com                ->  m365://anna@contoso.com (transport chosen by preflight)
   imaps://outlook.office365.com                 ->  imaps://anna@contoso.com@outlook.office365.com
   'imaps://{local}@mail.example.net:993'        ->  imaps://anna@mail.example.net:993
 
@@ -22,7 +23,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from migrate.errors import UsageError
 
 # Target kinds whose URL is scheme://mailbox-address: the tenant in a bare --to is not part of it.
-ADDRESS_SCHEMES = frozenset({"ews", "graph"})
+ADDRESS_SCHEMES = frozenset({"ews", "graph", "m365"})  # m365: preflight picks the transport per mailbox
 EXCHANGE_ONLINE_IMAP = "outlook.office365.com"
 PLACEHOLDERS = frozenset({"mailbox", "local", "domain", "email", "user"})
 # A login or address inside a URL's user part: '@' may stay (the host follows the last one); '/', ':',

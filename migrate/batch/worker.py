@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from migrate.batch.job import Job, Secrets
-from migrate.batch.mailbox import JOURNAL, Outcome, journal_totals, move_mailbox
+from migrate.batch.mailbox import Outcome, journal_place, journal_totals, move_mailbox
+from migrate.engine.journal import journal_exists
 from migrate.errors import ExitCode, MigrateError
 
 MASK = "********"
@@ -147,9 +148,9 @@ def main() -> int:
         with _mailbox_lock(Path(job.folder), emit):
             outcome = move_mailbox(job, secrets, emit)
     except KeyboardInterrupt:
-        journal = Path(job.folder) / JOURNAL
+        journal = journal_place(job, secrets)
         outcome = Outcome("stopped", "stopped before the end; the next batch run resumes it",
-                          journal_totals(journal, None) if journal.exists() else {})
+                          journal_totals(journal, None) if journal_exists(journal) else {})
     except MigrateError as exc:
         if job.debug:
             traceback.print_exc()

@@ -31,6 +31,7 @@ from migrate.batch import (
     read_batch,
 )
 from migrate.batch.columns import column_help
+from migrate.batch.needs import require_distributed
 from migrate.batch.status import BatchStatus, save_status
 from migrate.batch.urls import ADDRESS_SCHEMES, check_place, is_template, tenant_of
 from migrate.cli.options import CaFile
@@ -113,6 +114,18 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live table.")] = False,
     log_json: Annotated[Path | None, typer.Option("--log-json", metavar="FILE",
                                                   help="Write every mailbox's events as JSON lines.")] = None,
+    engine: Annotated[str, typer.Option("--engine", metavar="local|celery", help="local: this machine moves every "
+                                        "mailbox; celery: one task a mailbox for `o365-migrate worker`s on any "
+                                        "machine (needs --broker and --journal-db).")] = "local",
+    broker: Annotated[str | None, typer.Option("--broker", metavar="URL", help="--engine celery: the broker, "
+                                               "redis://HOST:6379/0 (or env:VAR holding the URL).")] = None,
+    journal_db: Annotated[str | None, typer.Option("--journal-db", metavar="URL", help="--engine celery: the "
+                                                   "shared journal, postgresql://USER@HOST/DB (or env:VAR).")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="--engine celery: the batch's name in the journal "
+                                             "database (default: the CSV's name).")] = None,
+    tenant_limit: Annotated[int | None, typer.Option("--tenant-limit", min=1, max=1000, help="--engine celery: "
+                                                     "at most N mailboxes of one tenant at once, across all "
+                                                     "workers.")] = None,
     ca_file: CaFile = None,
     target_password_env: TargetPasswordEnv = None, target_password_file: TargetPasswordFile = None,
     target_insecure: TargetInsecure = False, target_ca_file: TargetCaFile = None,
@@ -133,6 +146,18 @@ def run(
         target_insecure=target_insecure, target_ca_file=_file(target_ca_file, "--target-ca-file"),
         sign_in=_sign_in(to, tenant, client_id, authority, client_secret_env, client_secret_file, certificate,
                          auth_ca_file))
+    if engine not in ("local", "celery"):
+        raise UsageError(f"--engine {engine!r} is not an engine", hint="give --engine local or --engine celery")
+    distributed = engine == "celery"
+    if distributed and not (broker and journal_db):
+        raise UsageError("--engine celery needs --broker URL and --journal-db URL",
+                         hint="see README: running a tenant move on several machines")
+    if not distributed and (broker or journal_db or name or tenant_limit):
+        raise UsageError("--broker, --journal-db, --name and --tenant-limit are for --engine celery",
+                         hint="add --engine celery")
+    if distributed and (parallel or log_json):
+        raise UsageError("-j and --log-json are for the local engine",
+                         hint="with --engine celery, each worker's --concurrency says how many mailboxes it moves")
     parsed = read_batch(csv_file, defaults)
     _report_problems(parsed, err)
     if check:
@@ -141,7 +166,14 @@ def run(
     folder = (batch_dir or default_dir(csv_file)).resolve()
     lock = batch_lock(folder)
     try:
-        _move(parsed, folder, to, parallel, retry_failed, uploads, quiet, log_json, err)
+        if distributed:
+            assert broker is not None and journal_db is not None
+            require_distributed("--engine celery")
+            from migrate.cli.batchremote import move_remote  # celery and psycopg only for this engine
+
+            move_remote(parsed, folder, to, name, broker, journal_db, retry_failed, uploads, quiet, err, tenant_limit)
+        else:
+            _move(parsed, folder, to, parallel, retry_failed, uploads, quiet, log_json, err)
     finally:
         lock.close()
 
@@ -303,6 +335,11 @@ def status(
 ) -> None:
     """Where every mailbox of a batch stands (exit code 0 when all are done, 1 otherwise)."""
     current = load_status(batch_dir)
+    if current.engine == "celery":
+        require_distributed("a distributed batch's status")
+        from migrate.cli.batchremote import refresh_status  # psycopg only for a distributed batch
+
+        refresh_status(current, batch_dir)
     if as_json:
         print(json.dumps({**current.model_dump(mode="json"), "counts": current.counts()}, indent=2,
                          ensure_ascii=False))

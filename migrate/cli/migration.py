@@ -7,7 +7,7 @@ import json
 import os
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
@@ -29,6 +29,7 @@ from migrate.cli.targetopts import (
     TargetPasswordEnv,
     TargetPasswordFile,
     Tenant,
+    TransportOption,
     target_connection,
 )
 from migrate.engine.journal import journal_for_plan
@@ -37,6 +38,9 @@ from migrate.errors import MigrateError, UsageError
 from migrate.migration import plan_migration, run_plan, verify_plan
 from migrate.plan import Filters, Plan, load_plan, save_plan
 from migrate.targets import Failure
+
+if TYPE_CHECKING:
+    from migrate.preflight import Preflight
 
 MB = 1024 * 1024
 
@@ -77,8 +81,8 @@ def _duration(seconds: float) -> str:
 
 def plan(
     source: Annotated[str, typer.Argument(help="Where the mail is (see `inventory`).")],
-    to: Annotated[str, typer.Option("--to", help="Where it goes: ews://mailbox@domain[?endpoint=URL] or "
-                                                 "imaps://user@host.")],
+    to: Annotated[str, typer.Option("--to", help="Where it goes: m365://mailbox@domain (preflight chooses EWS, "
+                                                 "IMAP or Graph), ews://, graph:// or imaps://user@host.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="The plan file to write (YAML).")],
     since: Annotated[str | None, typer.Option("--since", metavar="YYYY-MM-DD", help="Only mail from this day.")] = None,
     until: Annotated[str | None, typer.Option("--until", metavar="YYYY-MM-DD", help="Only mail up to this day.")]
@@ -89,6 +93,7 @@ def plan(
                                                   help="Leave out larger messages.")] = 150,
     no_dedupe: Annotated[bool, typer.Option("--no-dedupe", help="Do not skip messages already on the target.")]
     = False,
+    transport: TransportOption = None,
     password_env: PasswordEnv = None, password_file: PasswordFile = None, auth: Auth = "auto",
     insecure: Insecure = False, ca_file: CaFile = None,
     target_password_env: TargetPasswordEnv = None, target_password_file: TargetPasswordFile = None,
@@ -105,7 +110,12 @@ def plan(
                       exclude_folders=exclude_folder or [], max_message_size=max_message_size * MB)
     console = Console()
     with live_progress(console, "Inventory") as report:
-        made, _ = plan_migration(src, dst, filters, dedupe=not no_dedupe, report=report)
+        from migrate.cli.preflight import render_preflight
+        from migrate.preflight import parse_transports
+
+        made, _ = plan_migration(src, dst, filters, dedupe=not no_dedupe, report=report,
+                                 chosen=parse_transports(transport) if transport else None,
+                                 on_preflight=lambda found: render_preflight(found, console, brief=True))
     save_plan(made, output)
     render_plan(made, console)
     console.print(f"Plan written to [bold]{escape(str(output))}[/]. Review it, then run: "
@@ -163,6 +173,7 @@ def run(
     quiet: Quiet = False,
     log_json: LogJson = None,
     json_file: JsonFile = None,
+    transport: TransportOption = None,
     password_env: PasswordEnv = None, password_file: PasswordFile = None, auth: Auth = "auto",
     insecure: Insecure = False, ca_file: CaFile = None,
     target_password_env: TargetPasswordEnv = None, target_password_file: TargetPasswordFile = None,
@@ -173,6 +184,17 @@ def run(
 ) -> None:
     """Run a plan (or plan SOURCE --to TARGET in memory and run it). Safe to stop and run again."""
     console = Console(stderr=json_file is not None and str(json_file) == "-")
+    from migrate.cli.preflight import render_preflight
+    from migrate.preflight import parse_transports
+
+    chosen = parse_transports(transport) if transport else None
+    checked: list[bool] = []
+
+    def show(found: Preflight) -> None:
+        if not checked and (not quiet or not found.ok):
+            render_preflight(found, console, brief=True)
+        checked.append(True)
+
     path = Path(plan_or_source)
     if to is None:
         if not path.exists():
@@ -185,14 +207,15 @@ def run(
                                 tenant, client_id, authority, client_secret_env, client_secret_file, certificate,
                                 auth_ca_file)
         with live_progress(console, "Inventory", disable=quiet) as report:
-            made, _ = plan_migration(src, dst, report=report)
+            made, _ = plan_migration(src, dst, report=report, chosen=chosen, on_preflight=show)
         render_left_out(made, console)  # no plan file was shown: say here what will not move
         if journal is None:
             key = hashlib.sha256(f"{src.url}\n{dst.url}".encode()).hexdigest()[:16]
             _state_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
             journal = _state_dir() / f"{key}.sqlite"
     with event_log(log_json) as log, live_progress(console, "Upload", disable=quiet, also=log) as report:
-        result = run_plan(made, journal, workers=workers, dry_run=dry_run, report=report, retry_failed=retry_failed)
+        result = run_plan(made, journal, workers=workers, dry_run=dry_run, report=report, retry_failed=retry_failed,
+                          chosen=chosen, on_preflight=show, preflight=to is None)  # planned just now: checked
     _write_json(json_file, result.as_json())
     render_run(result, console)
     if not dry_run:

@@ -61,7 +61,8 @@ def render(book: Playbook, lang: str) -> None:
             _say(f"{kind.upper()}: {s.host}:{s.port} {s.security}, user = {s.username}{mark}  [{s.source}]")
     for kind in ("caldav", "carddav"):
         for d in getattr(book.servers, kind):
-            _say(f"{kind.upper()}: {d.url}  [{d.source}]")
+            mark = "" if d.verified else " (unverified)"
+            _say(f"{kind.upper()}: {d.url}{mark}  [{d.source}]")
     if book.probe_hosts:
         _say("Probed first: " + ", ".join(book.probe_hosts))
     _say("Sign-in: " + ", ".join(book.auth.methods))

@@ -29,7 +29,7 @@ def sandbox(
     app_secret_env: Annotated[str | None, typer.Option("--app-secret-env", metavar="VAR",
                                                        help="Its client secret, from $VAR.")] = None,
 ) -> None:
-    """Run the local Exchange sandbox (OAuth authority + EWS) until Ctrl-C."""
+    """Run the local Exchange sandbox (OAuth authority, EWS and Graph) until Ctrl-C."""
     from migrate.sandbox.server import serve  # loaded only for this command
 
     if not 0 <= port <= 65535:
@@ -47,9 +47,13 @@ def sandbox(
     def ready(sb: Sandbox) -> None:
         console.print(f"Exchange sandbox listening on [bold]{sb.url}[/]")
         console.print(f"  EWS endpoint: {sb.ews_url}")
+        console.print(f"  Graph:        {sb.graph_url}")
         console.print(f"  authority:    {sb.authority}")
         console.print(f"  CA to trust:  {sb.ca_path}")
         console.print(f"  state:        {folder}")
+        for address in mailbox or []:  # a target for plan/run/preflight; IMAP has no stand-in here
+            console.print(f"  target:       m365://{address}?ews={sb.ews_url}&graph={sb.graph_url}&imap=none",
+                          highlight=False, soft_wrap=True)
         console.print("Press Ctrl-C to stop.")
 
     apps = [(app_id, secret)] if app_id else []

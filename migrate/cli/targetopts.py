@@ -32,6 +32,10 @@ ClientSecretFile = Annotated[
                               "file.")]
 Certificate = Annotated[
     Path | None, typer.Option("--certificate", metavar="PEM", help="App-only: a certificate with its key.")]
+TransportOption = Annotated[
+    str | None, typer.Option("--transport", metavar="T|KIND=T,...",
+                             help="Use this transport instead of preflight's choice: ews, imap or graph, for all "
+                                  "it can carry, or per kind: mail=imap,calendars=graph,contacts=graph.")]
 AuthCaFile = Annotated[
     Path | None, typer.Option("--auth-ca-file", metavar="PATH", help="Trust this CA for the authority's TLS.")]
 
@@ -58,7 +62,7 @@ def target_connection(
                          client_secret_file=str(client_secret_file) if client_secret_file else None,
                          certificate=str(certificate) if certificate else None,
                          ca_file=str(auth_ca_file.resolve()) if auth_ca_file else None)
-    elif url.lower().startswith(("ews", "graph")):
+    elif url.lower().startswith(("ews", "graph", "m365")):
         raise typer.BadParameter("an Exchange target needs --tenant and --client-id (see docs/admin-setup.md)",
                                  param_hint="--tenant")
     return Connection(url=url, password_env=password_env,

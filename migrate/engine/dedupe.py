@@ -90,7 +90,9 @@ class OnTarget:
             second = int(received) if received is not None else None
             pool = self.by_time.get(second) if second is not None else None
             return pool.pop(0) if pool else None
-        candidates = self.no_id.get(len(raw), [])
+        candidates = self.no_id.get(len(raw))
+        if not candidates:
+            return None  # nothing of that size there: no hash to compute
         digest = content_sha256(raw)
         for message in candidates:
             if self._hash(message) == digest:

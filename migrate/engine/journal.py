@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,20 @@ CREATE TABLE runs (
 """
 
 CLOSED = ("done", "skipped", "failed")
+
+
+# Where a journal is: a SQLite file, or a function that opens one in another store (a mailbox's journal in
+# the shared PostgreSQL database: migrate.engine.journal_pg). Whoever opens a journal shuts it.
+JournalPlace = Path | Callable[[], "Journal"]
+
+
+def open_journal(place: JournalPlace) -> Journal:
+    return Journal(place) if isinstance(place, Path) else place()
+
+
+def journal_exists(place: JournalPlace) -> bool:
+    """A journal file may not be there yet; a database store always is (it makes what it lacks)."""
+    return place.exists() if isinstance(place, Path) else True
 
 
 def journal_for_plan(plan: Path) -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from datetime import time as dtime
@@ -31,6 +31,8 @@ from migrate.targets.base import ExistingMessage, Failure, Outcome, Target, Targ
 
 SourceFactory = Callable[[], Source]
 TargetFactory = Callable[[], Target]
+# Seconds a round with only outcomes to write waits for more events before its commit.
+LINGER = 0.03
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class Batch:
     attempt: int = 1
     check_first: bool = False  # an earlier try may have landed: ask the target before sending
     job: _Job | None = None
+    throttled: int = 0  # tries the service answered "wait" (not counted in `attempt`)
 
 
 @dataclass
@@ -112,6 +115,40 @@ class _Stop(Exception):
     pass
 
 
+class _Shared(Target):
+    """A target that several reader threads use in turn: one call at a time, a listing read whole."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.capabilities = target.capabilities
+        self._lock = threading.Lock()
+
+    def ensure_folder(self, path: tuple[str, ...], source: Folder | None = None) -> TargetFolder:
+        with self._lock:
+            return self.target.ensure_folder(path, source)
+
+    def upload(self, folder: TargetFolder, items: Sequence[UploadItem]) -> list[UploadResult]:
+        with self._lock:
+            return self.target.upload(folder, items)
+
+    def existing(self, folder: TargetFolder) -> Iterator[ExistingMessage]:
+        with self._lock:
+            listed = list(self.target.existing(folder))  # dedupe keeps every one of them anyway
+        yield from listed
+
+    def find(self, folder: TargetFolder, message_ids: Iterable[str]) -> dict[str, list[ExistingMessage]]:
+        with self._lock:
+            return self.target.find(folder, message_ids)
+
+    def read_back(self, folder: TargetFolder, target_id: str) -> bytes:
+        with self._lock:
+            return self.target.read_back(folder, target_id)
+
+    def close(self) -> None:
+        with self._lock:
+            self.target.close()
+
+
 def in_date_range(plan: Plan, ref: MessageRef) -> bool:
     when = ref.internal_date or ref.date
     if when is None:
@@ -146,6 +183,8 @@ class Runner:
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._uploads: queue.Queue[Batch | None] = queue.Queue()
         self._stop = threading.Event()
+        self._pause_lock = threading.Lock()
+        self._paused_until = 0.0  # monotonic: the service asked this mailbox to wait (throttling) until then
         self._in_flight = 0
         self._pending_error: BaseException | None = None
         # Bytes read but not yet uploaded, queued and in the uploaders' hands alike: the reader
@@ -163,8 +202,9 @@ class Runner:
     def run(self) -> RunResult:
         run_id = self.journal.start_run()
         outcome = "interrupted"
-        # Only the reader thread uses this connection (folders, dedupe listings, read-backs).
-        reader_target = None if self.dry_run else self.open_target()
+        # Only the reader threads use this connection (folders, dedupe listings, read-backs), one at a
+        # time: a connection (a sign-in) fewer than one each, and their folder work is short.
+        reader_target = None if self.dry_run else _Shared(self.open_target())
         try:
             n = self.workers or (reader_target.capabilities.concurrency if reader_target else 1)
             uploaders = [threading.Thread(target=self._upload_loop, name=f"upload-{i}", daemon=True)
@@ -214,57 +254,72 @@ class Runner:
         # within the bytes held in memory.
         batch_bytes = max(256 * 1024, min(8 * 1024 * 1024, self._held_cap // (2 * max(uploaders, 1))))
         readers = [threading.Thread(target=self._reader, name=f"reader-{i}", daemon=True,
-                                    args=(source if i == 0 else None, target if i == 0 else None, jobs, batch_bytes))
+                                    args=(source if i == 0 else None, target, jobs, batch_bytes))
                    for i in range(count)]
         more = True
-        for _ in range(count + 1):  # a folder ahead: no reader waits for the journal
-            more = more and next_job()
+        with self.journal.together():  # the first folders' journal rows: one commit
+            for _ in range(count + 1):  # a folder ahead: no reader waits for the journal
+                more = more and next_job()
         for reader in readers:
             reader.start()
         reading = count
         released = False
+
+        def handle(events: list[tuple[str, Any]], touched: list[_Job]) -> BaseException | None:
+            """One round's events, inside its journal transaction; an upload thread's death, if any."""
+            nonlocal more, reading
+            died: BaseException | None = None
+            for kind, payload in events:
+                job: _Job | None = None
+                if kind == "batch":
+                    job = payload.job
+                    self._send(payload)
+                elif kind == "records":
+                    job = payload[0]
+                    self._close(job.outcome, job.folder_id, payload[1])
+                elif kind == "uploaded":
+                    job = payload[0].job
+                    self._uploaded(job.outcome, payload[0], payload[1], job.on_target)
+                elif kind == "started":
+                    job = payload
+                    self.report(Progress("upload", job.plan.source, 0, 0, total_items=None))
+                elif kind == "read-done":
+                    job = payload
+                    job.read_done = True
+                    more = more and next_job()
+                elif kind == "reader-done":
+                    reading -= 1
+                elif kind == "died":  # an upload thread died: stop as a kill would, its batch left pending
+                    died = died or payload
+                elif kind == "error":
+                    reading -= 1
+                    self._halt()
+                    self._pending_error = self._pending_error or payload
+                if job is not None and job not in touched:
+                    touched.append(job)
+            return died
+
         try:
             while reading or self._in_flight:
                 # Everything that is ready is handled in one journal transaction: one commit (one
                 # fsync) a round instead of one per batch. Batches go to the uploaders only after
                 # the commit that marks them pending.
-                events = [self._events.get()]
-                while len(events) < 256:
-                    try:
-                        events.append(self._events.get_nowait())
-                    except queue.Empty:
-                        break
+                events = self._gather(None)
                 died: BaseException | None = None
                 touched: list[_Job] = []
                 with self.journal.together():
-                    for kind, payload in events:
-                        job: _Job | None = None
-                        if kind == "batch":
-                            job = payload.job
-                            self._send(payload)
-                        elif kind == "records":
-                            job = payload[0]
-                            self._close(job.outcome, job.folder_id, payload[1])
-                        elif kind == "uploaded":
-                            job = payload[0].job
-                            self._uploaded(job.outcome, payload[0], payload[1], job.on_target)
-                        elif kind == "started":
-                            job = payload
-                            self.report(Progress("upload", job.plan.source, 0, 0, total_items=None))
-                        elif kind == "read-done":
-                            job = payload
-                            job.read_done = True
-                            more = more and next_job()
-                        elif kind == "reader-done":
-                            reading -= 1
-                        elif kind == "died":  # an upload thread died: stop as a kill would, its batch left pending
-                            died = died or payload
-                        elif kind == "error":
-                            reading -= 1
-                            self._halt()
-                            self._pending_error = self._pending_error or payload
-                        if job is not None and job not in touched:
-                            touched.append(job)
+                    lingers_until = time.monotonic() + LINGER
+                    while True:
+                        died = handle(events, touched) or died
+                        # Outcomes alone are in no hurry: a kill before their commit leaves their batch
+                        # pending, which the next run checks against the target. So a round with no
+                        # batch to send waits a moment for more, and one commit (one fsync) covers them.
+                        if self._marked or died is not None or self._stop.is_set() or not (
+                                reading or self._in_flight):
+                            break
+                        events = self._gather(lingers_until - time.monotonic())
+                        if not events:
+                            break
                 if died is not None:
                     raise died
                 for batch in self._marked:
@@ -289,6 +344,22 @@ class Runner:
         if self._pending_error is not None:
             error, self._pending_error = self._pending_error, None
             raise error
+
+    def _gather(self, wait: float | None) -> list[tuple[str, Any]]:
+        """The events that are ready, waiting for the first up to `wait` seconds (None: as long as it
+        takes); none when the wait ran out."""
+        if wait is not None and wait <= 0:
+            return []
+        try:
+            events = [self._events.get(timeout=wait)]
+        except queue.Empty:
+            return []
+        while len(events) < 256:
+            try:
+                events.append(self._events.get_nowait())
+            except queue.Empty:
+                break
+        return events
 
     def _progress(self, job: _Job) -> None:
         done = job.outcome.created + job.outcome.skipped + job.outcome.failed
@@ -492,6 +563,7 @@ class Runner:
         records: list[ItemRecord] = []
         again: list[UploadItem] = []
         waits: list[float] = []
+        throttled = False
         for item, result in zip(batch.items, results, strict=True):
             subject = batch.subjects.get(item.key)
             base = (item.key, item.message_id, len(item.raw), subject)
@@ -507,14 +579,17 @@ class Runner:
                 records.append(ItemRecord(base[0], "skipped", None, base[1], base[2], base[3], result.target_id,
                                           reason=result.reason or "already on the target", attempts=batch.attempt))
                 outcome.skipped += 1
-            elif result.failure is Failure.RETRY and batch.attempt < self.retry.attempts and not self._stop.is_set():
+            elif result.failure is Failure.RETRY and not self._stop.is_set() and (
+                    batch.attempt < self.retry.attempts if not result.retry_after
+                    else batch.throttled < self.retry.throttled_attempts):
                 again.append(item)
                 waits.append(result.retry_after or 0.0)
+                throttled = throttled or bool(result.retry_after)
             else:
                 failure = result.failure or Failure.REJECTED
                 reason = result.reason or failure.value
                 if failure is Failure.RETRY:
-                    reason += f" (gave up after {batch.attempt} tries)"
+                    reason += f" (gave up after {batch.attempt + batch.throttled} tries)"
                 records.append(ItemRecord(base[0], "failed", None, base[1], base[2], base[3], failure=failure.value,
                                           reason=reason, attempts=batch.attempt))
                 outcome.failed += 1
@@ -525,11 +600,17 @@ class Runner:
                     self._halt()
         self.journal.close(batch.folder_id, records)  # the batch's outcomes land together
         if again:
-            wait = self.retry.wait(batch.attempt, max(waits))
+            asked = max(waits)
+            wait = self.retry.wait(batch.attempt, asked)  # a throttled batch's attempt stays: the service's wait
+            if throttled:
+                # The mailbox's budget is full: hold every upload lane, or fresh batches take the room the
+                # moment it frees and this one meets a full budget again at its turn.
+                self._pause_uploads(wait)
             self.report(Progress("upload", outcome.source, outcome.created + outcome.skipped + outcome.failed,
                                  outcome.bytes, note=f"target busy: waiting {wait:.0f} s"))
             retry = Batch(batch.folder, batch.folder_id, batch.target_folder, again, batch.subjects,
-                          batch.attempt + 1, check_first=True, job=batch.job)
+                          batch.attempt + (0 if throttled else 1), check_first=True, job=batch.job,
+                          throttled=batch.throttled + (1 if throttled else 0))
             self._in_flight += 1
             if batch.job is not None:
                 batch.job.batches += 1
@@ -555,6 +636,7 @@ class Runner:
                         continue
                     if target is None:
                         target = self.open_target()
+                    self._wait_out_pause(batch)
                     results = self._upload(target, batch)
                 except MigrateError as exc:
                     results = [UploadResult(i.key, Outcome.FAILED, failure=Failure.RETRY, reason=exc.message)
@@ -568,6 +650,19 @@ class Runner:
         finally:
             if target is not None:
                 target.close()
+
+    def _pause_uploads(self, seconds: float) -> None:
+        with self._pause_lock:
+            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    def _wait_out_pause(self, batch: Batch) -> None:
+        """Before a send: wait while the service asked the mailbox to pause."""
+        while not self._stop.is_set():
+            with self._pause_lock:
+                left = self._paused_until - time.monotonic()
+                if left <= 0:
+                    return
+            self._stop.wait(min(left, 1.0))
 
     def _arrived(self, target: Target, batch: Batch) -> dict[str, str | None]:
         """The items of a batch that landed although their answer was lost: the first try may have

@@ -286,7 +286,7 @@ def mailbox_of(url: str) -> str:
         return ""
     if "@" in user or not user:
         return user
-    return f"{user}@{host}" if parts.scheme.lower() in ("ews", "graph") and host else user
+    return f"{user}@{host}" if parts.scheme.lower() in ("ews", "graph", "m365") and host else user
 
 
 def report_data(journal: Journal, now: datetime | None = None, verification_json: str | None = None) -> ReportData:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 
 from migrate.discovery.cutover import DOCS, QUICK_TTL, DomainCheck
 from migrate.errors import UsageError, UserError
@@ -45,11 +46,23 @@ def environment(lang: str = "en") -> Environment:
     )
     fmt = FORMATS.get(lang, FORMATS["en"])
     env.filters.update(num=fmt.num, size=fmt.size, duration=fmt.duration, when=fmt.when, day=fmt.day,
-                       percent=fmt.percent, steps=lambda text: text.split("|"))
+                       percent=fmt.percent, steps=lambda text: text.split("|"), breaks=breaks)
     # Colours as SVG attributes, not CSS variables: WeasyPrint's SVG painter does not resolve var().
     env.globals.update(dns_docs=DOCS, quick_ttl=QUICK_TTL,
                        chart_colors={"moved": "#2f6f9f", "skipped": "#9fb3c8", "failed": "#c2410c"})
     return env
+
+
+def breaks(text: str, after: str) -> Markup:
+    """Escaped text with a line-break chance (<wbr>) after each of `after`'s characters: a folder path
+    breaks after "/", an address after "@" and ".", so a narrow column wraps between the parts of a name
+    rather than inside a word."""
+    out = []
+    for char in str(text):
+        out.append(escape(char))
+        if char in after:
+            out.append(Markup("<wbr>"))
+    return Markup("").join(out)
 
 
 def _render(template: str, lang: str, **context: Any) -> str:
@@ -59,7 +72,8 @@ def _render(template: str, lang: str, **context: Any) -> str:
 def render_html(data: ReportData, lang: str = "en", dns: list[DomainCheck] | None = None) -> str:
     return _render("report.html.j2", lang, data=data, dns=dns or [],
                    chart_size=charts.size_by_folder(data), chart_years=charts.items_by_year(data),
-                   chart_outcome=charts.outcome(data))
+                   chart_size_narrow=charts.size_by_folder(data, charts.NARROW),
+                   chart_years_narrow=charts.items_by_year(data, charts.NARROW), chart_outcome=charts.outcome(data))
 
 
 def render_batch_html(summary: BatchSummary, lang: str = "en", links: dict[str, str] | None = None) -> str:

@@ -26,6 +26,7 @@ from .items import (
     Shape,
     build_item,
 )
+from .policy import mailbox_policy
 from .query import Page, Restriction, folder_value, item_value, sort_rows
 from .schema import EwsSchema, SchemaViolation
 from .schema_order import CALENDAR_FOLDER, CONTACTS_FOLDER, FOLDER, TASKS_FOLDER
@@ -154,7 +155,12 @@ class EwsService:
         injected = self._faults.next_for(operation)
         if injected is not None and injected.kind is not FaultKind.ITEM_ERROR:
             return self._injected(injected)
-        caller = Caller(token, self._mailbox_of(token, envelope))
+        mailbox = self._mailbox_of(token, envelope)
+        if not mailbox_policy(self._store, mailbox).ews_enabled:
+            # Set-CASMailbox -EwsEnabled $false: the mailbox refuses EWS as the tenant switch does (HTTP 403)
+            answer = self._config.blocked_answer
+            raise SoapFault(answer.status, answer.body)
+        caller = Caller(token, mailbox)
         if self._throttle is not None and operation == "CreateItem":
             back_off = self._throttle.charge(caller.mailbox, len(request.body))
             if back_off:

@@ -245,6 +245,8 @@ class GraphService:
 
     def _run(self, call: _Call, token: Token, operation: str) -> tuple[Any, int, list[tuple[str, str]]]:
         words = [w for w in call.path.split("/") if w]
+        if words and words[0] == "reports" and call.method == "GET":
+            return self._usage_report(token, words[1:])
         if len(words) < 2 or words[0] != "users":
             raise GraphFault(400, "BadRequest", f"Resource not found for the segment '{words[0] if words else ''}'.")
         rest = words[2:]
@@ -260,6 +262,8 @@ class GraphService:
                     "displayName": found.display_name}, 200, []
         if rest == ["mailboxSettings"] and method == "GET":
             return {"timeZone": "UTC"}, 200, []
+        if rest == ["getMailTips"] and method == "POST":
+            return self._mail_tips(call, token), 200, []
         head = rest[0]
         if head == "mailFolders":
             return self._mail_folders(call, mailbox, rest[1:], operation)
@@ -271,10 +275,59 @@ class GraphService:
             return self._contacts(call, mailbox, rest, operation)
         raise GraphFault(400, "BadRequest", f"Resource not found for the segment '{head}'.")
 
+    def _mail_tips(self, call: _Call, token: Token) -> dict[str, Any]:
+        """POST /users/{id}/getMailTips: each recipient's largest message and whether its mailbox is full."""
+        body = self._body(call) or {}
+        wanted = {w.strip().lower() for w in str(body.get("MailTipsOptions", "")).split(",")}
+        tips = []
+        for address in body.get("EmailAddresses") or []:
+            entry: dict[str, Any] = {"emailAddress": {"address": address}}
+            found = self._store.mailbox(str(address).lower())
+            if found is None or found.tenant_id != token.tenant_id:
+                entry["error"] = {"code": "UnableToResolveRecipient", "message": "The recipient is invalid."}
+            else:
+                policy = mailbox_policy(self._store, found.address)
+                if "maxmessagesize" in wanted:
+                    entry["maxMessageSize"] = policy.max_receive_bytes
+                if "mailboxfullstatus" in wanted:
+                    entry["mailboxFull"] = self._store.mailbox_bytes(found.address) >= policy.quota_bytes
+            tips.append(entry)
+        return {"value": tips}
+
+    def _usage_report(self, token: Token, rest: list[str]) -> tuple[Any, int, list[tuple[str, str]]]:
+        """GET /reports/getMailboxUsageDetail(period='D7'): the tenant's mailboxes with size and quotas, as CSV
+        (Reports.Read.All; the real service redirects to a download of the same CSV)."""
+        if not rest or not rest[0].startswith("getMailboxUsageDetail("):
+            raise GraphFault(400, "BadRequest", f"Resource not found for the segment '{rest[0] if rest else ''}'.")
+        if token.subject_kind == "app":
+            app = self._store.app(token.client_id)
+            allowed = app is not None and any(p.lower() == "reports.read.all" for p in app.permissions)
+        else:
+            granted = {s.lower().removeprefix(GRAPH_RESOURCE) for s in token.scopes}
+            consent = delegated_consent(self._store, token.client_id)
+            allowed = "reports.read.all" in granted and (
+                consent is None or "*" in consent or "reports.read.all" in {c.lower() for c in consent})
+        if not allowed:
+            raise GraphFault(403, "UnknownError", "Forbidden: Reports.Read.All is required.")
+        lines = ["Report Refresh Date,User Principal Name,Display Name,Is Deleted,Deleted Date,Created Date,"
+                 "Last Activity Date,Item Count,Storage Used (Byte),Issue Warning Quota (Byte),"
+                 "Prohibit Send Quota (Byte),Prohibit Send/Receive Quota (Byte),Deleted Item Count,"
+                 "Deleted Item Size (Byte),Deleted Item Quota (Byte),Has Archive,Report Period"]
+        for mailbox in self._store.mailboxes(token.tenant_id):
+            policy = mailbox_policy(self._store, mailbox.address)
+            quota = policy.quota_bytes
+            lines.append(f"2026-11-29,{mailbox.address},{mailbox.display_name},False,,2026-01-01,,0,"
+                         f"{self._store.mailbox_bytes(mailbox.address)},{int(quota * 0.98)},{int(quota * 0.99)},"
+                         f"{quota},0,0,{30 * 1024 ** 3},False,7")
+        csv = "\ufeff" + "\r\n".join(lines) + "\r\n"
+        return csv.encode(), 200, [("Content-Type", "application/octet-stream")]
+
     @staticmethod
     def _need(rest: list[str]) -> str | None:
         if not rest or rest == ["mailboxSettings"]:
             return None
+        if rest == ["getMailTips"]:  # Mail.Read in Graph's permission table; Mail.ReadWrite includes it
+            return "mail"
         if "importMime" in rest:
             return "import"
         if rest[0] in ("mailFolders", "messages"):

@@ -33,6 +33,7 @@ from .faults import Fault, FaultPlan, ThrottleBudget
 from .graph import GraphService
 from .graph_schema import GraphSchema
 from .oauth import Authority
+from .policy import set_delegated_consent, set_mailbox_policy
 from .schema import EwsSchema, SchemaViolation
 from .store import App, ItemRow, Store
 from .web import Request, Response
@@ -40,6 +41,8 @@ from .web import Request, Response
 log = logging.getLogger(__name__)
 EWS_PATH = "/ews/exchange.asmx"
 GRAPH_PREFIXES = ("/v1.0/", "/beta/", "/upload/")
+REHEARSAL_PERMISSIONS = ["full_access_as_app", "Mail.ReadWrite", "Calendars.ReadWrite", "Contacts.ReadWrite",
+                         "Reports.Read.All"]
 STATE_FILE = "sandbox.sqlite3"
 
 
@@ -334,6 +337,15 @@ class Sandbox:
             raise SandboxError(f"no tenant {tenant!r}")
         self.store.set_ews_access(found.id, blocked, allowed_app_ids)
 
+    def set_mailbox_policy(self, address: str, **changes: Any) -> None:
+        """What Set-CASMailbox (-ImapEnabled, -EwsEnabled), Set-Mailbox (quotas, MaxReceiveSize) and licence
+        assignment change for one mailbox; see policy.MailboxPolicy for the names."""
+        set_mailbox_policy(self.store, address, **changes)
+
+    def set_consent(self, client_id: str, permissions: Sequence[str] | None) -> None:
+        """The delegated permissions an admin consented to for the app (None: whatever it asks for)."""
+        set_delegated_consent(self.store, client_id, None if permissions is None else list(permissions))
+
     def approve_device_code(self, user_code: str, user_address: str) -> None:
         """What the person does in a browser: enter the code shown by the device flow and sign in."""
         if self._authority is None:
@@ -449,7 +461,8 @@ def serve(port: int, state_dir: Path, host: str = "127.0.0.1", config: SandboxCo
     sandbox = Sandbox(state_dir, host=host, port=port, config=config).start()
     try:
         for client_id, secret in apps:
-            sandbox.add_app(client_id, secret=secret, permissions=["full_access_as_app"])
+            # What docs/admin-setup.md has an admin grant: EWS, Graph for each kind, and the usage report.
+            sandbox.add_app(client_id, secret=secret, permissions=REHEARSAL_PERMISSIONS)
         for address in mailboxes:
             sandbox.add_mailbox(address)
         if on_ready is not None:

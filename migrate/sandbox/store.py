@@ -51,6 +51,11 @@ CREATE TABLE IF NOT EXISTS items (
     is_read INTEGER NOT NULL, is_draft INTEGER NOT NULL, msg_flags INTEGER NOT NULL, size INTEGER NOT NULL,
     has_attachments INTEGER NOT NULL, mime BLOB, props BLOB NOT NULL, ext_props TEXT NOT NULL, data TEXT);
 CREATE INDEX IF NOT EXISTS items_folder ON items (mailbox, folder_id);
+-- Folder lookups by folder id alone (FindItem, a folder's counts, its children): without these each one
+-- scanned every item (every folder) of every mailbox, under the store's one lock, so a tenant of 50
+-- mailboxes made every request slower for all of them.
+CREATE INDEX IF NOT EXISTS items_by_folder ON items (folder_id);
+CREATE INDEX IF NOT EXISTS folders_by_parent ON folders (parent_id);
 CREATE TABLE IF NOT EXISTS policies (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -278,6 +283,10 @@ class Store:
         mailbox = self.mailbox(address)
         assert mailbox is not None
         return mailbox
+
+    def mailboxes(self, tenant_id: str) -> list[Mailbox]:
+        rows = self._all("SELECT * FROM mailboxes WHERE tenant_id = ? ORDER BY address", (tenant_id,))
+        return [Mailbox(r["address"], r["tenant_id"], r["display_name"], r["object_id"]) for r in rows]
 
     def mailbox_by_object_id(self, object_id: str) -> Mailbox | None:
         row = self._one("SELECT address FROM mailboxes WHERE object_id = ?", (object_id.lower(),))

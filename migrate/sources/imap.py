@@ -13,8 +13,9 @@ from imapclient import imap_utf7
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from migrate.errors import AuthError, ProtocolError, TLSError, UserError
-from migrate.imapwire import Wire, WireNo, quote
+from migrate.imapwire import FolderState, Wire, WireNo, quote
 from migrate.model import Folder, MessageRef
+from migrate.sources import imap_kept
 from migrate.sources.base import Capabilities, Source, SourceOptions, chunked, register
 from migrate.sources.connect import Endpoint, endpoint, login_refused, network_errors, tls_context
 from migrate.sources.headers import header_facts
@@ -110,11 +111,23 @@ class ImapSource(Source):
         self._selected: str | None = None
         self._uidvalidity: int | None = None
         self._exists = 0
+        self._state: FolderState | None = None
+        # Connections and listings are left for the next source on this account (imap_kept says why).
+        self._account: imap_kept.Account = (where.host, where.port, where.user, where.implicit_tls, options.auth,
+                                            options.insecure, str(options.ca_file or ""))
+        self._listed: dict[str, tuple[FolderState, list[MessageRef]]] | None = {}  # None once a body is read
+        self._signed_in_with: bytes | None = None
+
+    def _credential(self) -> bytes:
+        """The digest of this source's secret: a parked connection serves only the same secret."""
+        if self._signed_in_with is None:
+            self._signed_in_with = imap_kept.credential(self.options.secret() if self.options.secret else "")
+        return self._signed_in_with
 
     @property
     def client(self) -> imapclient.IMAPClient:
         if self._client is None:
-            self._client = connect(self.where, self.options)
+            self._client = imap_kept.take_client(self._account, self._credential()) or connect(self.where, self.options)
             self._client.normalise_times = False
         return self._client
 
@@ -122,7 +135,11 @@ class ImapSource(Source):
         # Dovecot, Gmail and Exchange put RFC 6154 SPECIAL-USE attributes in a plain LIST;
         # for servers that do not, roles come from the folder names.
         with network_errors(self.where):
-            listing = self.client.list_folders()
+            try:
+                listing = self.client.list_folders()
+            except BaseException:
+                self._drop_client()  # its next answer cannot be trusted: it must not be parked
+                raise
         result = []
         for flags, delimiter, name in listing:
             attributes = frozenset(_text(f) for f in flags)
@@ -141,7 +158,7 @@ class ImapSource(Source):
     @property
     def wire(self) -> Wire:
         if self._wire is None:
-            self._wire = open_wire(self.where, self.options)
+            self._wire = imap_kept.take_wire(self._account, self._credential()) or open_wire(self.where, self.options)
             self._selected = None
         return self._wire
 
@@ -149,7 +166,8 @@ class ImapSource(Source):
         if self._selected != folder.locator:
             with network_errors(self.where):
                 try:
-                    self._uidvalidity, self._exists = self.wire.examine(quote(imap_utf7.encode(folder.locator)))
+                    self._state = self.wire.open_folder(quote(imap_utf7.encode(folder.locator)))
+                    self._uidvalidity, self._exists = self._state.uidvalidity, self._state.exists
                 except WireNo as exc:
                     raise UserError(
                         f"cannot open folder {folder.name!r} on {self.where.host}: {exc.text[:200]}",
@@ -162,6 +180,12 @@ class ImapSource(Source):
         assert self._uidvalidity is not None
         return self._uidvalidity
 
+    def _drop_client(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.shutdown()
+        self._client = None
+
     def _drop_wire(self) -> None:
         """Forget a connection that failed mid-command: its next answer cannot be trusted."""
         if self._wire is not None:
@@ -173,6 +197,13 @@ class ImapSource(Source):
         if not folder.selectable:
             return
         uidvalidity = self._examine(folder)
+        state = self._state
+        assert state is not None
+        kept = imap_kept.take_listing(self._account, folder.locator, state)
+        if kept is not None:
+            yield from kept  # listed a moment ago by an inventory, and the folder has not changed since
+            return
+        listed: list[MessageRef] | None = [] if self._listed is not None else None
         total = self._exists
         step = self.options.listing_chunk
         for start in range(1, total + 1, step):
@@ -181,16 +212,16 @@ class ImapSource(Source):
             # time keeps memory flat whatever the folder's size.
             with network_errors(self.where):
                 try:
-                    listed = sorted(self.wire.listing(b"%d:%d" % (start, end), HEADER_FIELDS), key=lambda x: x.seq)
+                    rows = sorted(self.wire.listing(b"%d:%d" % (start, end), HEADER_FIELDS), key=lambda x: x.seq)
                 except WireNo as exc:
                     raise ProtocolError(
                         f"{self.where.host} refused to list {folder.name!r}: {exc.text[:200]}") from None
                 except BaseException:
                     self._drop_wire()
                     raise
-            for row in listed:
+            for row in rows:
                 facts = header_facts(row.header)
-                yield MessageRef(
+                ref = MessageRef(
                     key=f"{uidvalidity}:{row.uid}",
                     size=row.size,
                     flags=frozenset(f for f in row.flags if f.lower() != "\\recent"),
@@ -200,8 +231,16 @@ class ImapSource(Source):
                     subject=facts.subject,
                     header_problems=facts.problems,
                 )
+                if listed is not None:
+                    listed.append(ref)
+                    if len(listed) > imap_kept.KEPT_REFS:
+                        listed = None  # too large a folder to keep: the next source lists it again
+                yield ref
+        if listed is not None and self._listed is not None:
+            self._listed[folder.locator] = (state, listed)
 
     def read(self, folder: Folder, refs: Sequence[MessageRef]) -> Iterator[tuple[MessageRef, bytes]]:
+        self._listed = None  # a source that reads is moving mail, not taking an inventory: keep nothing
         uidvalidity = self._examine(folder)
         for batch in chunked(refs, self.options.fetch_bytes):
             by_uid: dict[int, MessageRef] = {}
@@ -241,16 +280,18 @@ class ImapSource(Source):
                 raise ProtocolError(f"message {missing.key} vanished from {folder.name!r} during the read")
 
     def close(self) -> None:
+        # Idle connections (a failed command drops its connection first) wait for the next source on
+        # the account, signed in; so do the listings of a source that only listed.
+        if self._listed:
+            imap_kept.leave_listings(self._account, self._listed)
+        self._listed = None
         if self._wire is not None:
-            with contextlib.suppress(Exception):
-                self._wire.logout()
+            imap_kept.park_wire(self._account, self._credential(), self._wire)
             self._wire = None
         if self._client is not None:
-            # Closing a dead connection must not hide the error that killed it.
-            with contextlib.suppress(Exception):
-                self._client.logout()
+            imap_kept.park_client(self._account, self._credential(), self._client)
             self._client = None
-            self._selected = None
+        self._selected = None
 
 
 def _text(value: bytes | str) -> str:

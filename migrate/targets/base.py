@@ -38,6 +38,7 @@ class TargetOptions:
 
     secret: Callable[[], str] | None = None  # password for a plain IMAP server
     token: Callable[[], str] | None = None  # OAuth access token (MSAL), asked again on refresh
+    tokens: dict[str, Callable[[], str]] = field(default_factory=dict)  # per transport name, for m365://
     insecure: bool = False
     ca_file: Path | None = None
     timeout: float = 120.0
@@ -150,7 +151,7 @@ _REGISTRY: dict[str, TargetFactory] = {}
 _KINDS: dict[str, frozenset[ItemKind]] = {}
 # Only the backend a URL names is imported: exchangelib alone takes half a second to load.
 _BACKEND_MODULES = {"imap": "migrate.targets.imap", "imaps": "migrate.targets.imap", "ews": "migrate.targets.ews",
-                    "graph": "migrate.targets.graph"}
+                    "graph": "migrate.targets.graph", "m365": "migrate.targets.m365"}
 
 
 def register(*schemes: str, kinds: frozenset[ItemKind] = frozenset({ItemKind.MAIL})

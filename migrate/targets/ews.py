@@ -84,6 +84,7 @@ from migrate.targets.base import (
     UploadResult,
     register,
 )
+from migrate.targets.budget import mailbox_budget
 from migrate.targets.ews_pim import (
     IDENTITY,
     PlannedEvent,
@@ -379,6 +380,10 @@ class EwsTarget(Target):
         register_properties()
         _trust(place.endpoint, options)
         self._trusted = options.ca_file is not None or options.insecure
+        # Exchange Online's import budget, paced here as for Graph: without it a large CreateItem waits behind
+        # small ones that refill the window, is refused ServerBusy again and again, and fails after its retries.
+        online = place.endpoint.lower().rstrip("/") == EXCHANGE_ONLINE_EWS.lower()
+        self._budget = mailbox_budget(place.endpoint, place.mailbox, default=online)
 
     # connection and errors
 
@@ -587,15 +592,30 @@ class EwsTarget(Target):
     def _send(self, folder: Folder, items: Sequence[UploadItem], batch: list[tuple[int, bytes]],
               results: list[UploadResult | None]) -> None:
         messages = [self._message(folder, items[n], raw) for n, raw in batch]
-        for n, answer in self._create(folder, [(n, items[n].key) for n, _ in batch], messages, results):
+        size = sum(len(raw) for _, raw in batch)
+        for n, answer in self._create(folder, [(n, items[n].key) for n, _ in batch], messages, results, size):
             results[n] = UploadResult(items[n].key, Outcome.CREATED, target_id=answer.id)
 
     def _create(self, folder: Folder, keys: list[tuple[int, str]], objects: list[Any],
-                results: list[UploadResult | None]) -> list[tuple[int, Any]]:
+                results: list[UploadResult | None], size: int = 0) -> list[tuple[int, Any]]:
         """One CreateItem for a batch: each failure goes into `results`, the items created come back."""
+        # The service counts the request body: MIME goes as base64 (4/3) inside about 2 KB of XML per item.
+        send = self._budget.reserve(size * 4 // 3 + 2048 * len(objects)) if self._budget and size else None
+        busy: list[bool] = []
+        try:
+            return self._create_now(folder, keys, objects, results, busy)
+        finally:
+            if send is not None and self._budget is not None:
+                # ServerBusy: the service did not take (or count) the body; a request broken on the way may have
+                self._budget.settle(send, counted=not busy)
+
+    def _create_now(self, folder: Folder, keys: list[tuple[int, str]], objects: list[Any],
+                    results: list[UploadResult | None], busy: list[bool]) -> list[tuple[int, Any]]:
         try:
             answers = self._call(lambda account: account.bulk_create(folder, objects, chunk_size=len(objects)))
         except Retryable as exc:  # the whole request was refused; some items may have landed (find() first)
+            if isinstance(exc.__cause__, errors.ErrorServerBusy):
+                busy.append(True)
             for n, key in keys:
                 results[n] = UploadResult(key, Outcome.FAILED, failure=Failure.RETRY,
                                           retry_after=exc.wait, reason=exc.message)
@@ -655,7 +675,8 @@ class EwsTarget(Target):
         keys = [(n, items[n].key) for n, _ in batch if n in made]
         if not keys:
             return
-        for n, answer in self._create(folder, keys, [made[n][0] for n, _ in keys], results):
+        size = sum(len(raw) for n, raw in batch if n in made)
+        for n, answer in self._create(folder, keys, [made[n][0] for n, _ in keys], results, size):
             _, fidelity, planned = made[n]
             if planned is not None and (planned.changed or planned.deleted):
                 self._occurrences(folder, answer, planned)

@@ -384,8 +384,7 @@ class GraphTarget(Target):
             return UploadResult(key, Outcome.FAILED, failure=Failure.TOO_LARGE,
                                 reason="the message's text is over Graph's 4 MB per request")
         try:
-            self.client.limits.budget.take(len(body))
-            made = self.client.request("POST", path, body)
+            made = self.client.request("POST", path, body, paced=True)
         except (Retryable, GraphError) as exc:
             return self._failed(key, exc)
         message_id = str(made["id"])
@@ -413,17 +412,15 @@ class GraphTarget(Target):
         upload_url = str(session["uploadUrl"])
         for start in range(0, size, UPLOAD_CHUNK):
             chunk = attachment.data[start:start + UPLOAD_CHUNK]
-            self.client.limits.budget.take(len(chunk))
             # The upload URL carries its own authorisation; Graph refuses a bearer token on it.
             self.client.request("PUT", "", chunk, content_type="application/octet-stream", url=upload_url, auth=False,
-                                extra={"Content-Range": f"bytes {start}-{start + len(chunk) - 1}/{size}"})
+                                extra={"Content-Range": f"bytes {start}-{start + len(chunk) - 1}/{size}"}, paced=True)
 
     def _import_mime(self, folder: TargetFolder, item: UploadItem, raw: bytes) -> UploadResult:
         beta = self.where.endpoint.rsplit("/", 1)[0] + "/beta"
         body = base64.b64encode(raw)
         try:
-            self.client.limits.budget.take(len(body))
-            made = self.client.request("POST", "", body, content_type="text/plain",
+            made = self.client.request("POST", "", body, content_type="text/plain", paced=True,
                                        url=f"{beta}{self._u(f'/mailFolders/{folder.id}/importMime')}")
         except (Retryable, GraphError) as exc:
             return self._failed(item.key, exc)

@@ -8,7 +8,6 @@ so the request gate and the budget are shared by every client of the same mailbo
 
 from __future__ import annotations
 
-import collections
 import logging
 import ssl
 import threading
@@ -22,14 +21,15 @@ from typing import Any
 import httpx
 
 from migrate.errors import AuthError, ProtocolError, Retryable, TLSError, UnreachableError
+from migrate.targets.budget import UPLOAD_BUDGET_BYTES, UPLOAD_BUDGET_WINDOW_S, Pacing, Send, UploadBudget
+
+__all__ = ["UPLOAD_BUDGET_BYTES", "UPLOAD_BUDGET_WINDOW_S", "Pacing", "Send", "UploadBudget"]
 
 log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
 GRAPH_CONCURRENCY = 4
 BATCH_LIMIT = 20
-UPLOAD_BUDGET_BYTES = 150 * MB
-UPLOAD_BUDGET_WINDOW_S = 300.0
 DEFAULT_RETRY_AFTER = 30.0  # seconds, when a 429/503 names none
 READ_RETRIES = 5
 
@@ -44,71 +44,6 @@ class GraphError(ProtocolError):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(f"Graph answered {status} {code}: {message}")
         self.status, self.code, self.detail = status, code, message
-
-
-@dataclass
-class Pacing:
-    """One decision of the upload budget: how long a send of `size` bytes waited, and why."""
-
-    size: int
-    waited: float
-    used_before: int  # bytes counted in the window when the send asked
-
-
-class UploadBudget:
-    """Bytes sent per mailbox over a sliding window, kept under the service's budget so it never answers 429.
-
-    A token bucket that starts full lets twice the budget through in the first window (the full bucket plus
-    its refill), which a service counting a sliding window refuses; so this counts the same window the
-    service does and waits until the oldest sends leave it. `sleep` and `clock` are injectable so tests assert
-    the decisions (`decisions`), not wall time.
-    """
-
-    def __init__(self, budget_bytes: int = UPLOAD_BUDGET_BYTES, window_s: float = UPLOAD_BUDGET_WINDOW_S,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
-        self.budget = budget_bytes
-        self.window = window_s
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._sent: collections.deque[tuple[float, int]] = collections.deque()
-        self.decisions: list[Pacing] = []
-
-    def _used(self, now: float) -> int:
-        while self._sent and self._sent[0][0] <= now - self.window:
-            self._sent.popleft()
-        return sum(n for _, n in self._sent)
-
-    def _wait_for(self, now: float, size: int) -> float:
-        used = self._used(now)
-        if not self._sent or used + size <= self.budget:
-            return 0.0  # a send larger than the whole budget goes alone into an empty window
-        freed = 0
-        for at, n in self._sent:
-            freed += n
-            if used - freed + size <= self.budget:
-                return at + self.window - now
-        return self._sent[-1][0] + self.window - now
-
-    def take(self, size: int) -> float:
-        """Wait until `size` bytes fit in the window, count them as sent now; returns the seconds waited."""
-        waited = 0.0
-        with self._lock:
-            used_before = self._used(self._clock())
-            while True:
-                now = self._clock()
-                wait = self._wait_for(now, size)
-                if wait <= 0:
-                    self._sent.append((now, size))
-                    break
-                # A small margin: the service's clock and ours start the window at slightly different moments.
-                pause = wait + 0.05
-                self._sleep(pause)
-                waited += pause
-            self.decisions.append(Pacing(size, waited, used_before))
-        if waited:
-            log.info("paced %d bytes for %.1f s to stay within the upload budget", size, waited)
-        return waited
 
 
 @dataclass
@@ -203,17 +138,25 @@ class GraphClient:
 
     def request(self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json",
                 url: str | None = None, auth: bool = True, extra: dict[str, str] | None = None,
-                raw: bool = False) -> Any:
+                raw: bool = False, paced: bool = False) -> Any:
         """One Graph call; the answer's JSON (None when empty). 401 renews the token once; 429/503 raise
-        Throttled with the wait the service asked for; other errors raise GraphError."""
+        Throttled with the wait the service asked for; other errors raise GraphError.
+        `paced`: the body counts against the mailbox's upload budget (it creates items), from the answer on."""
         headers = {"Content-Type": content_type, **(extra or {})} if body is not None else dict(extra or {})
         target = url or f"{self.endpoint}{path}"
         for attempt in range(READ_RETRIES + 1):
-            response = self._send(method, target, body, headers, auth)
-            if response.status_code == 401 and auth:
-                log.info("Graph refused the token for %s; asking for a new one", self.mailbox)
-                self._current = self._renew()
+            send = self.limits.budget.reserve(len(body)) if paced and body else None
+            counted = True  # a request that broke on the way may have been counted: assume it was
+            try:
                 response = self._send(method, target, body, headers, auth)
+                if response.status_code == 401 and auth:
+                    log.info("Graph refused the token for %s; asking for a new one", self.mailbox)
+                    self._current = self._renew()
+                    response = self._send(method, target, body, headers, auth)
+                counted = response.status_code not in (401, 429, 503)
+            finally:
+                if send is not None:
+                    self.limits.budget.settle(send, counted)
             try:
                 return self._answer(response, raw)
             except Throttled as exc:
@@ -251,8 +194,7 @@ class GraphClient:
         import json
 
         body = json.dumps(payload, ensure_ascii=False).encode()
-        self.limits.budget.take(len(body))
-        return self.request(method, path, body)
+        return self.request(method, path, body, paced=True)
 
     def batch(self, calls: Sequence[dict[str, Any]], paced: bool = False) -> list[dict[str, Any]]:
         """JSON `$batch` of at most 20 calls per request; answers in the calls' order (each with its status).

@@ -351,6 +351,7 @@ class ImapTarget(Target):
         self._folders: dict[str, frozenset[str]] | None = None  # mailbox name -> lower-cased attributes
         self._delimiter = "/"
         self._prefix = ""
+        self._created: set[str] = set()  # folders this connection created, not listed since: empty
 
     # --- the connection -------------------------------------------------------------------
 
@@ -484,6 +485,7 @@ class ImapTarget(Target):
                 return known
             try:
                 client.create_folder(name)
+                self._created.add(name)
                 break
             except IMAPClientAbortError:
                 raise
@@ -562,6 +564,7 @@ class ImapTarget(Target):
     def upload(self, folder: TargetFolder, items: Sequence[UploadItem]) -> list[UploadResult]:
         if not items:
             return []
+        self._created.discard(folder.id)  # it holds messages from now on
         results: list[UploadResult | None] = [None] * len(items)
         pending: list[_Pending] = []
         for index, item in enumerate(items):
@@ -679,6 +682,10 @@ class ImapTarget(Target):
     # --- what is there --------------------------------------------------------------------
 
     def existing(self, folder: TargetFolder) -> Iterator[ExistingMessage]:
+        if folder.id in self._created:  # created a moment ago for this move: nothing to list (two round trips)
+            self._created.discard(folder.id)
+            return
+
         def uids(client: imapclient.IMAPClient) -> tuple[int, list[int]]:
             validity = self._open(client, folder.id, fresh=True)
             return validity, sorted(client.search("ALL"))

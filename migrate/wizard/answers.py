@@ -47,7 +47,8 @@ class SourceAnswer(Strict):
 
 class TargetAnswer(Strict):
     mailbox: str
-    transport: Literal["ews", "imap"] = "ews"
+    # auto: preflight checks EWS, IMAP and Graph and chooses per kind (mail, calendars, contacts)
+    transport: Literal["auto", "ews", "imap", "graph"] = "auto"
     tenant: str
     client_id: str
     sign_in: Literal["device-code", "client-secret", "certificate"] = "device-code"
@@ -55,6 +56,8 @@ class TargetAnswer(Strict):
     certificate: str | None = None  # a PEM file with the app's key and certificate
     authority: str = DEFAULT_AUTHORITY
     endpoint: str | None = None  # an EWS endpoint other than Exchange Online's (on-premises, the sandbox)
+    graph_endpoint: str | None = None  # a Graph endpoint other than Microsoft's (the sandbox); "none": not tried
+    imap_server: str | None = None  # host[:port] other than outlook.office365.com; "none": not tried
     auth_ca_file: str | None = None
     ca_file: str | None = None
 

@@ -20,10 +20,12 @@ from migrate.targets import Failure, Outcome, TargetFolder, UploadItem
 from tests.targets.cases import FACTORIES, TargetCase
 from tests.targets.test_ews import sandbox_ews_case
 from tests.targets.test_graph import sandbox_graph_case
+from tests.targets.test_m365 import sandbox_m365_case
 
-BACKENDS = ["dovecot-imap", "dovecot-imaps-starttls", "sandbox-ews", "sandbox-graph"]
+BACKENDS = ["dovecot-imap", "dovecot-imaps-starttls", "sandbox-ews", "sandbox-graph", "sandbox-m365"]
 FACTORIES.setdefault("sandbox-ews", sandbox_ews_case)
 FACTORIES.setdefault("sandbox-graph", sandbox_graph_case)
+FACTORIES.setdefault("sandbox-m365", sandbox_m365_case)
 KEPT = {"\\Seen", "\\Flagged", "\\Answered", "\\Draft"}
 
 

@@ -179,7 +179,7 @@ def test_checklist_text_and_report_section(old: Server, lang: str) -> None:
     assert "8. " + t["dns_step_ttl_back"] in text and "9. " not in text
     with tempfile.TemporaryDirectory() as folder:  # a real report with the checklist in it
         data = from_journal(write_journal(Path(folder) / "j.sqlite"))
-    html = render_html(data, lang, [check])
+    html = render_html(data, lang, [check]).replace("<wbr>", "")  # line-break chances are not text
     assert t["dns_title"] % {"domain": "kontoret.se"} in html and "kontoret-se.mail.protection.outlook.com" in html
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
 import string
@@ -114,7 +115,8 @@ def _heights(html: str, caption: str) -> list[tuple[float, int]]:
 
 def test_charts_are_inline_svg_sized_by_the_data(data: ReportData) -> None:
     html = render_html(data, "en")
-    assert html.count("<svg") == 3
+    # The outcome bar once; size and years twice each: for screens and paper, and for phones (the CSS shows one).
+    assert html.count("<svg") == 5
     sizes = _rects(html, "Size by folder")
     assert sorted(v for _, v in sizes) == sorted(f.bytes for f in data.folders if f.bytes)
     (w1, v1), (w2, v2) = sizes  # largest first: widths in proportion to bytes
@@ -203,3 +205,29 @@ def test_mailbox_of_target_urls() -> None:
     assert mailbox_of("imaps://anna%40contoso.se@outlook.office365.com") == "anna@contoso.se"
     assert mailbox_of("graph://bo@contoso.se") == "bo@contoso.se"
     assert mailbox_of("maildir:/tmp/x") == ""
+
+
+def test_charts_for_phones_keep_their_labels_readable(data: ReportData) -> None:
+    """Twenty-three years on a phone: every few years named (the latest always), counts left to the tooltips;
+    folder names above their bars, cut to the width."""
+    from migrate.reporting import charts
+    from migrate.reporting.model import FolderRow, YearRow
+
+    crowded = data.model_copy(deep=True)
+    crowded.years = [YearRow(year=y, messages=1000 + y) for y in range(2004, 2027)]
+    crowded.folders.append(FolderRow(source="x", target="Projekt/Ombyggnad Storgatan 12/Bygglov och myndigheter",
+                                     moved=1, bytes=10**9))
+    wide, narrow = charts.items_by_year(crowded), charts.items_by_year(crowded, charts.NARROW)
+    for chart in (wide, narrow):
+        named = [b for b in chart.bars if b.labelled]
+        assert named[-1].label == "2026" and len(named) < len(chart.bars)
+        gaps = [b.label_x - a.label_x for a, b in itertools.pairwise(named)]
+        assert min(gaps) >= charts.YEAR_LABEL - 0.01  # labels never touch
+        assert all(charts.YEAR_LABEL / 2 - 0.01 <= b.label_x <= chart.width - charts.YEAR_LABEL / 2 + 0.01
+                   for b in named)
+        assert not any(b.valued for b in chart.bars)  # "3,030" is wider than a year's slot
+    sizes = charts.size_by_folder(crowded, charts.NARROW)
+    assert sizes.label_above and sizes.plot_x == 0 and sizes.width == charts.NARROW
+    assert max(b.x + b.width for b in sizes.bars) <= charts.NARROW - charts.VALUE + 0.01
+    html = render_html(crowded, "en")
+    assert "Projekt/Ombyggnad Storgatan …" in html  # the wide chart's label, cut to its room (29 characters)

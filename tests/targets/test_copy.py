@@ -105,6 +105,21 @@ def test_back_off_grows_then_gives_up_and_says_so(tmp_path: Path) -> None:
     assert result.total("created") == 8 and result.exit_code is ExitCode.FAILED
 
 
+def test_a_service_that_keeps_asking_to_wait_is_waited_out_not_given_up(tmp_path: Path) -> None:
+    """ServerBusy / 429 with a wait named is the mailbox's budget, not the message's fault: more turns than the five
+    a failing message gets, each the wait the service asked for."""
+    retry = RecordedWaits()
+    target = MemoryTarget(script=Script(retry={"INBOX:1": [30.0] * 12}))
+    result = _run(MemorySource(TRICKY), target, tmp_path / "journal.sqlite", retry)
+    assert retry.waits == [30.0] * 12
+    assert result.total("failed") == 0 and len(target.folders[("Inbox",)]) == 7
+    mixed = RecordedWaits()
+    stubborn = MemoryTarget(script=Script(retry={"INBOX:1": [30.0] * 3 + [None] * 9}))
+    result = _run(MemorySource(TRICKY), stubborn, tmp_path / "mixed.sqlite", mixed)
+    [failed] = result.failures  # the waits asked for did not use up its own five tries
+    assert mixed.waits == [30.0] * 3 + [2.0, 4.0, 8.0, 16.0] and "gave up after 8 tries" in failed["reason"]
+
+
 def test_a_target_that_cannot_even_be_asked_is_waited_for(tmp_path: Path) -> None:
     retry = RecordedWaits()
     target = MemoryTarget(script=Script(store_but_retry={"INBOX:0"}, unreachable_finds=1))

@@ -25,7 +25,7 @@ from migrate.sandbox.testing import check_schema_errors, make_sandbox_factory_fi
 from migrate.sources.headers import header_block, header_facts
 from migrate.targets import Failure, Outcome, Target, TargetFolder, TargetOptions, UploadItem, open_target
 from migrate.targets.graph import GraphTarget
-from migrate.targets.graph_http import UploadBudget, set_upload_budget
+from migrate.targets.graph_http import Send, UploadBudget, set_upload_budget
 from migrate.targets.graph_pim import IDENTITY_SET
 from tests.sandbox import helpers
 from tests.targets.cases import TargetCase
@@ -235,6 +235,33 @@ def test_budget_decisions_without_waiting() -> None:
     assert [round(d.waited, 2) for d in budget.decisions] == [0, 0, 7.05]
     assert budget.take(500) > 0  # more than the budget waits for an empty window, then goes alone
     assert budget.decisions[-1].used_before > 0
+
+
+def test_a_send_counts_from_the_services_answer_and_a_refused_one_not_at_all() -> None:
+    """The service counts a request when it arrives, after the client asked to send it: counting from the ask
+    would free the window early and be refused at its turn (the bench saw a 429 at every window's turn)."""
+    now = [0.0]
+    under_way: list[Send] = []
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+        while under_way:  # the answer comes while the next sender waits
+            budget.settle(under_way.pop())
+
+    budget = UploadBudget(100, 10.0, clock=lambda: now[0], sleep=sleep)
+    first = budget.reserve(60)
+    now[0] = 4.0
+    budget.settle(first)  # answered at 4 s: it leaves the window at 14 s, not 10 s
+    refused = budget.reserve(30)
+    budget.settle(refused, counted=False)  # a 429: the service did not count it, neither do we
+    assert budget.take(40) == 0  # 60 + 40 fits only because the refused 30 left the window
+    now[0] = 5.0
+    assert budget.take(10) == pytest.approx(9.05)  # until the first leaves: 4 + 10 - 5, and the margin
+    # Bytes under way never leave the window before their answer: wait for it, then a whole window.
+    now[0] = 100.0
+    under_way.append(budget.reserve(80))
+    waited = budget.take(30)
+    assert waited == pytest.approx(UploadBudget.POLL_S + 0.05 + 10.05)
 
 
 def test_fidelity_says_what_the_json_route_cannot_keep(tenant: Sandbox, tmp_path: Path) -> None:

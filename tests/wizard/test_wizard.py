@@ -26,6 +26,7 @@ from rich.console import Console
 
 from migrate import samplebox
 from migrate.discovery.network import Network
+from migrate.errors import ExitCode
 from migrate.sandbox.server import Sandbox
 from migrate.sandbox.testing import check_schema_errors, strict_config
 from migrate.sources.base import registered_schemes
@@ -76,14 +77,14 @@ def calendar_keys() -> str:
 
 def microsoft_keys(sandbox: Sandbox) -> str:
     return (CLEAR + MAILBOX + ENTER  # the mailbox (the default is the source address)
-            + ENTER  # EWS
+            + ENTER  # let preflight choose the transport
             + ENTER  # tenant: contoso.example, from the mailbox
             + CLIENT + ENTER
             + DOWN + ENTER  # as the app, with a client secret
             + ENTER + "APP_SECRET" + ENTER  # from an environment variable
-            + "y"  # advanced settings: the sandbox's authority, EWS address and CA
-            + CLEAR + sandbox.url + ENTER + sandbox.ews_url + ENTER + str(sandbox.ca_path) + ENTER
-            + str(sandbox.ca_path) + ENTER)
+            + "y"  # advanced settings: the sandbox's authority, EWS and Graph addresses, no IMAP, and CA
+            + CLEAR + sandbox.url + ENTER + sandbox.ews_url + ENTER + sandbox.graph_url + ENTER + "none" + ENTER
+            + str(sandbox.ca_path) + ENTER + str(sandbox.ca_path) + ENTER)
 
 
 def network(autoconfig: AutoconfigServer, dns_server: DnsServer, ca_file: Path) -> Network:
@@ -132,6 +133,10 @@ def test_imap_move_with_a_wrong_password_first_then_replayed(
     assert answers.server.ca_file == str(dovecot.ca_path)
     left_out = answers.exclude_folders
     assert len(left_out) == 1
+    # Preflight chose: the app has EWS (full_access_as_app) but no Graph permission, and IMAP was left out.
+    assert "Preflight:" in said and "Transport: mail by EWS" in said
+    assert answers.target is not None and answers.target.transport == "auto"
+    assert yaml.safe_load((job / "plan.yaml").read_text())["transports"]["mail"] == "ews"
     for name in ("answers.yaml", "plan.yaml", "report.html"):
         text = (job / name).read_text(encoding="utf-8")
         assert "right-password" not in text and "wrong-password" not in text and SECRET not in text
@@ -147,6 +152,16 @@ def test_imap_move_with_a_wrong_password_first_then_replayed(
     assert replay.returncode == 0, replay.stdout + replay.stderr
     assert "Verified: every message" in replay.stdout
     assert len(sandbox.received_mime(MAILBOX)) == expected
+
+    # The tenant blocks EWS meanwhile, and the app has no Graph permission: the replay stops at the check, with
+    # the admin's fix, before anything moves.
+    sandbox.set_ews_blocked(True)
+    blocked = subprocess.run([sys.executable, "-m", "migrate", "wizard", "--answers", str(job / "answers.yaml"),
+                              "--yes"], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
+                             timeout=600)
+    assert blocked.returncode == ExitCode.PREFLIGHT, blocked.stdout + blocked.stderr
+    assert "EwsAllowedAppIDs" in blocked.stdout and "Traceback" not in blocked.stderr
+    sandbox.set_ews_blocked(False)
 
     # An answers file that lacks an answer is refused with its name, not asked for.
     partial = yaml.safe_load((job / "answers.yaml").read_text())

@@ -1,0 +1,66 @@
+"""From a plan's target Connection to what preflight and the targets need: a token source per transport and the
+URL per transport. No secret is held here: tokens come from the MSAL layer when asked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+from migrate.auth.scopes import Transport
+from migrate.plan import Connection
+from migrate.preflight.checks import Reach
+from migrate.preflight.endpoints import EXCHANGE_URL_SCHEMES, mailbox_of, parse_m365
+
+
+def token_provider(conn: Connection, transport: Transport) -> Callable[[], str]:
+    from migrate.auth import AuthSettings, TokenProvider, client_credential
+
+    assert conn.sign_in is not None
+    s = conn.sign_in
+    credential = None
+    if s.client_secret_env or s.client_secret_file or s.certificate:
+        credential = client_credential(s.client_secret_env, Path(s.client_secret_file) if s.client_secret_file
+                                       else None, Path(s.certificate) if s.certificate else None)
+    settings = AuthSettings(transport, tenant=s.tenant, client_id=s.client_id, authority=s.authority,
+                            credential=credential, ca_file=Path(s.ca_file) if s.ca_file else None)
+    return TokenProvider(settings, mailbox=mailbox_of(conn.url))
+
+
+def is_microsoft_365(conn: Connection) -> bool:
+    """A target preflight can check: m365://, or ews/graph/imap with a Microsoft 365 sign-in."""
+    scheme = conn.url.partition(":")[0].lower()
+    return conn.sign_in is not None and (scheme == "m365" or scheme in EXCHANGE_URL_SCHEMES)
+
+
+def reach_for(conn: Connection) -> Reach:
+    assert conn.sign_in is not None
+    scheme = conn.url.partition(":")[0].lower()
+    if scheme == "m365":
+        where = parse_m365(conn.url)
+        urls = {t: (where.transport_url(t) if where.mailbox else "") for t in where.offered}
+        graph: str | None = where.graph
+        mailbox = where.mailbox
+    else:
+        transport = EXCHANGE_URL_SCHEMES[scheme]
+        urls = {transport: conn.url}
+        graph = _graph_endpoint(conn.url) if transport is Transport.GRAPH else None
+        mailbox = mailbox_of(conn.url)
+
+    @cache
+    def token_for(transport: Transport) -> Callable[[], str]:
+        return token_provider(conn, transport)
+
+    app_only = bool(conn.sign_in.client_secret_env or conn.sign_in.client_secret_file or conn.sign_in.certificate)
+    return Reach(target=conn.url, mailbox=mailbox, tenant=conn.sign_in.tenant, client_id=conn.sign_in.client_id,
+                 app_only=app_only, urls=urls, token_for=token_for,
+                 ca_file=Path(conn.ca_file) if conn.ca_file else None, insecure=conn.insecure, graph_endpoint=graph)
+
+
+def _graph_endpoint(url: str) -> str:
+    from urllib.parse import parse_qs, urlsplit
+
+    from migrate.preflight.endpoints import GRAPH_ENDPOINT
+
+    found = parse_qs(urlsplit(url).query).get("endpoint")
+    return found[-1].rstrip("/") if found else GRAPH_ENDPOINT
