@@ -182,19 +182,18 @@ def check_before_run(plan: Plan, chosen: dict[ItemKind, Transport] | None = None
                      on_preflight: Callable[[Preflight], None] | None = None) -> Preflight | None:
     """Preflight again before a run: a tenant changes (EWS blocked since the plan was made, consent revoked).
     `chosen` (--transport) overrides the plan's choice; the choice made here is what the run uses."""
-    kinds = tuple(dict.fromkeys(f.kind for f in plan.included())) or (ItemKind.MAIL,)
     from migrate.auth.scopes import Transport
 
-    if chosen is None and plan.transports is not None:
-        chosen = {k: Transport(v) for k, v in plan.transports.routes().items()}
+    kinds = tuple(dict.fromkeys(f.kind for f in plan.included())) or (ItemKind.MAIL,)
+    planned = plan.transports
+    overridden = chosen is not None and (planned is None or planned.routes() != chosen)
+    if chosen is None and planned is not None:
+        chosen = {k: Transport(v) for k, v in planned.routes().items()}
     result = preflight_target(plan.target, kinds, chosen)
     if result is not None and on_preflight is not None:
         on_preflight(result)
     refuse_unless_ready(result)
-    if plan.transports is None or chosen:
-        by = "--transport" if chosen and (plan.transports is None or plan.transports.routes() != chosen) else (
-            plan.transports.chosen_by if plan.transports is not None else "preflight")
-        record_choice(plan, result, by)
+    record_choice(plan, result, "--transport" if overridden else planned.chosen_by if planned else "preflight")
     return result
 
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from migrate.auth.scopes import Transport
 from migrate.plan import Connection
 from migrate.preflight.checks import Reach
-from migrate.preflight.endpoints import EXCHANGE_URL_SCHEMES, mailbox_of, parse_m365
+from migrate.preflight.endpoints import EXCHANGE_URL_SCHEMES, GRAPH_ENDPOINT, mailbox_of, parse_m365
 
 
 def token_provider(conn: Connection, transport: Transport) -> Callable[[], str]:
@@ -58,9 +59,5 @@ def reach_for(conn: Connection) -> Reach:
 
 
 def _graph_endpoint(url: str) -> str:
-    from urllib.parse import parse_qs, urlsplit
-
-    from migrate.preflight.endpoints import GRAPH_ENDPOINT
-
     found = parse_qs(urlsplit(url).query).get("endpoint")
     return found[-1].rstrip("/") if found else GRAPH_ENDPOINT

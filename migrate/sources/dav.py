@@ -22,7 +22,7 @@ from urllib.parse import SplitResult, quote, urlsplit
 from migrate.errors import UserError
 from migrate.model import Folder, FolderRole, ItemKind, MessageRef, SourceProblem
 from migrate.sources.base import Capabilities, Source, SourceOptions, register
-from migrate.sources.ics import unique
+from migrate.sources.pimfiles import unique
 from migrate.sources.pimitems import card_ref, event_items, event_ref
 from migrate.sources.webdav import CALDAV, CARDDAV, CS, DAV, DavClient, Resource, http_url
 

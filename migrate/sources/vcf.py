@@ -9,49 +9,26 @@ Cards travel as the files hold them. Files are only opened "rb".
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import ClassVar
 from urllib.parse import SplitResult
 
 from migrate.errors import UserError
 from migrate.model import Folder, FolderRole, ItemKind, MessageRef, SourceProblem
-from migrate.sources.base import Capabilities, Source, SourceOptions, path_from_url, register
-from migrate.sources.eml import below, natural_key
-from migrate.sources.ics import unique
+from migrate.sources.base import Source, SourceOptions, path_from_url, register
+from migrate.sources.eml import below
+from migrate.sources.pimfiles import ExportFiles, read_file, unique
 from migrate.sources.pimitems import card_keys, card_ref, split_cards
 
 SUFFIXES = (".vcf", ".vcard")
 ALL_FILES = "*"  # the locator of an address book made of every file of the folder
 
 
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as err:
-        raise UserError(f"cannot read {path}: {err.strerror}", hint="check that you may read it") from err
-
-
-class VcfSource(Source):
-    capabilities: ClassVar[Capabilities] = Capabilities(flags=False, internal_dates=True, folders=True)
-
-    def __init__(self, root: Path, url: str) -> None:
-        super().__init__()
-        self.url = url
-        self.root = root
-        self.base = root.parent if root.is_file() else root
-
-    def _files(self) -> list[Path]:
-        if self.root.is_file():
-            return [self.root]
-        found = [p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
-                 and not any(part.startswith(".") for part in p.relative_to(self.root).parts)]
-        if not found:
-            raise UserError(f"{self.root} holds no .vcf files", hint="vcf: wants a .vcf file or a folder of them")
-        return sorted(found, key=lambda p: natural_key(p.relative_to(self.root).as_posix()))
+class VcfSource(ExportFiles):
+    SUFFIXES = SUFFIXES
+    SCHEME = "vcf"
 
     def folders(self) -> list[Folder]:
         files = self._files()
-        if len(files) > 1 and all(len(split_cards(_read(p))) <= 1 for p in files):
+        if len(files) > 1 and all(len(split_cards(read_file(p))) <= 1 for p in files):
             return [Folder((self.root.name or "Contacts",), role=FolderRole.CONTACTS, kind=ItemKind.CONTACT,
                            locator=ALL_FILES)]
         taken: set[str] = set()
@@ -61,12 +38,12 @@ class VcfSource(Source):
     def _cards(self, folder: Folder) -> Iterator[bytes]:
         if folder.locator == ALL_FILES:
             for path in self._files():
-                yield from split_cards(_read(path))
+                yield from split_cards(read_file(path))
             return
         book = below(self.base, folder.locator)
         if book is None or not folder.locator:
             raise UserError(f"{folder.name!r} is not an address book of {self.url}")
-        yield from split_cards(_read(book))
+        yield from split_cards(read_file(book))
 
     def messages(self, folder: Folder) -> Iterator[MessageRef]:
         for key, data in card_keys(self._cards(folder)):

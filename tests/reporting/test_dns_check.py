@@ -8,16 +8,9 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import dns.flags
-import dns.message
-import dns.rcode
-import dns.rdataclass
-import dns.rdatatype
-import dns.rrset
 import pytest
 
 from migrate.discovery.cutover import check_domain, resolver_at, spf_with_microsoft
@@ -25,8 +18,7 @@ from migrate.reporting import from_journal
 from migrate.reporting.render import render_dns_text, render_html
 from migrate.reporting.strings import STRINGS
 from tests.reporting.journals import write_journal
-
-Zone = dict[tuple[str, str], tuple[int, list[str]]]
+from tests.servers.dns import DnsServer, Zone
 
 # A small business on its old provider, a week before the move.
 OLD: Zone = {
@@ -48,65 +40,26 @@ DONE: Zone = {
 }
 
 
-class Server:
-    """Authoritative DNS over UDP on 127.0.0.1 with a TTL per record set; unknown names get NXDOMAIN."""
-
-    def __init__(self, zone: Zone) -> None:
-        self.zone = zone
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = int(self.sock.getsockname()[1])
-        self._stop = False
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop:
-            try:
-                data, peer = self.sock.recvfrom(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            query = dns.message.from_wire(data)
-            answer = dns.message.make_response(query)
-            answer.flags |= dns.flags.AA
-            q = query.question[0]
-            name, kind = q.name.to_text().lower(), dns.rdatatype.to_text(q.rdtype)
-            if (name, kind) in self.zone:
-                ttl, texts = self.zone[(name, kind)]
-                answer.answer.append(dns.rrset.from_text_list(q.name, ttl, dns.rdataclass.IN, kind, texts))
-            elif not any(known == name for known, _ in self.zone):
-                answer.set_rcode(dns.rcode.NXDOMAIN)
-            self.sock.sendto(answer.to_wire(), peer)
-
-    def stop(self) -> None:
-        self._stop = True
-        self._thread.join(timeout=2)
-        self.sock.close()
-
-
 @pytest.fixture
-def old() -> Iterator[Server]:
-    server = Server(OLD)
+def old() -> Iterator[DnsServer]:
+    server = DnsServer(OLD).start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def done() -> Iterator[Server]:
-    server = Server(DONE)
+def done() -> Iterator[DnsServer]:
+    server = DnsServer(DONE).start()
     yield server
     server.stop()
 
 
-def verdicts(server: Server, tenant: str | None = "kontoret") -> dict[str, tuple[str, str]]:
+def verdicts(server: DnsServer, tenant: str | None = "kontoret") -> dict[str, tuple[str, str]]:
     check = check_domain("kontoret.se", resolver_at(f"127.0.0.1:{server.port}"), tenant=tenant)
     return {r.record: (r.verdict, r.advice) for r in check.records}
 
 
-def test_before_the_move_every_record_says_what_to_do(old: Server) -> None:
+def test_before_the_move_every_record_says_what_to_do(old: DnsServer) -> None:
     check = check_domain("Kontoret.SE.", resolver_at(f"127.0.0.1:{old.port}"), tenant="kontoret")
     got = {r.record: r for r in check.records}
     assert got["mx"].verdict == "change" and got["mx"].advice == "advice_mx_old"
@@ -123,7 +76,7 @@ def test_before_the_move_every_record_says_what_to_do(old: Server) -> None:
     assert not check.ready
 
 
-def test_after_the_move_everything_is_already_right(done: Server) -> None:
+def test_after_the_move_everything_is_already_right(done: DnsServer) -> None:
     assert set(verdicts(done).values()) == {("right", f"advice_{r}_right") for r in ("mx", "spf", "autodiscover",
                                                                                    "dkim", "dmarc")}
     # Without the tenant, DKIM targets under any onmicrosoft.com tenant count as Microsoft's.
@@ -133,11 +86,11 @@ def test_after_the_move_everything_is_already_right(done: Server) -> None:
 
 
 def test_two_spf_records_or_mixed_mx_are_to_change() -> None:
-    server = Server({
+    server = DnsServer({
         ("kontoret.se.", "MX"): (300, ["0 kontoret-se.mail.protection.outlook.com.", "10 mx1.oldhost.se."]),
         ("kontoret.se.", "TXT"): (300, ['"v=spf1 include:spf.protection.outlook.com -all"', '"v=spf1 mx -all"']),
         ("_dmarc.kontoret.se.", "TXT"): (300, ['"v=DMARC1; p=none"']),
-    })
+    }).start()
     try:
         got = verdicts(server)
     finally:
@@ -167,7 +120,7 @@ def test_spf_keeps_everything_else() -> None:
 
 
 @pytest.mark.parametrize("lang", ["en", "sv"])
-def test_checklist_text_and_report_section(old: Server, lang: str) -> None:
+def test_checklist_text_and_report_section(old: DnsServer, lang: str) -> None:
     check = check_domain("kontoret.se", resolver_at(f"127.0.0.1:{old.port}"), tenant="kontoret")
     t = STRINGS[lang]
     text = render_dns_text([check], lang)
@@ -188,7 +141,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "COLUMNS": "160"}, stdin=subprocess.DEVNULL, timeout=60)
 
 
-def test_cli_json_and_exit_codes(old: Server, done: Server) -> None:
+def test_cli_json_and_exit_codes(old: DnsServer, done: DnsServer) -> None:
     result = cli("dns-check", "kontoret.se", "--tenant", "kontoret.onmicrosoft.com", "--json",
                  "--dns-server", f"127.0.0.1:{old.port}")
     assert result.returncode == 1, result.stderr  # things to change

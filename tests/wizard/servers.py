@@ -2,68 +2,17 @@
 
 from __future__ import annotations
 
-import socket
 import ssl
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import dns.flags
-import dns.message
-import dns.rcode
-import dns.rdataclass
-import dns.rdatatype
-import dns.rrset
 import trustme
 
+from tests.servers.dns import DnsServer
 
-class DnsServer:
-    """A tiny authoritative DNS server over UDP on 127.0.0.1, built from dnspython's own message classes.
-
-    `zone` maps (name, type) to the record texts, e.g. ("example.test.", "MX") -> ["10 mx.example.test."];
-    a name that is not in the zone at all gets NXDOMAIN, a known name without that type an empty answer.
-    """
-
-    def __init__(self, zone: dict[tuple[str, str], list[str]]) -> None:
-        self.zone = zone
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
-        self.queries: list[tuple[str, str]] = []
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._stop = False
-
-    def start(self) -> DnsServer:
-        self.sock.settimeout(0.2)
-        self._thread.start()
-        return self
-
-    def _serve(self) -> None:
-        while not self._stop:
-            try:
-                data, peer = self.sock.recvfrom(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            query = dns.message.from_wire(data)
-            answer = dns.message.make_response(query)
-            answer.flags |= dns.flags.AA
-            question = query.question[0]
-            name, kind = question.name.to_text().lower(), dns.rdatatype.to_text(question.rdtype)
-            self.queries.append((name, kind))
-            records = self.zone.get((name, kind))
-            if records:
-                answer.answer.append(dns.rrset.from_text_list(question.name, 300, dns.rdataclass.IN, kind, records))
-            elif not any(known == name for known, _ in self.zone):
-                answer.set_rcode(dns.rcode.NXDOMAIN)
-            self.sock.sendto(answer.to_wire(), peer)
-
-    def stop(self) -> None:
-        self._stop = True
-        self._thread.join(timeout=2)
-        self.sock.close()
+__all__ = ["AutoconfigServer", "DnsServer", "config_xml"]
 
 
 class AutoconfigServer:
