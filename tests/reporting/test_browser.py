@@ -48,7 +48,8 @@ from tests.conftest import IN_CI, shared_dir
 from tests.reporting.batchdir import build_batch
 from tests.reporting.chromium import DEJAVU, DEJAVU_CORE, Chromium, Page, chromium_binary
 from tests.reporting.journals import HOSTILE, write_journal
-from tests.reporting.test_dns_check import OLD, Server
+from tests.reporting.test_dns_check import OLD
+from tests.servers.dns import DnsServer
 
 NOW = datetime(2026, 11, 30, 9, 5, tzinfo=UTC)
 DESKTOP, PHONE = (1280, 2000), (390, 844)
@@ -206,7 +207,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
     out = tmp_path_factory.mktemp("pages")
     data = from_journal(write_journal(out / "anna.journal.sqlite"), now=NOW)
-    dns = Server(OLD)
+    dns = DnsServer(OLD).start()
     try:
         check = check_domain("kontoret.se", resolver_at(f"127.0.0.1:{dns.port}"), tenant="kontoret")
     finally:
