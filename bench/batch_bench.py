@@ -83,12 +83,16 @@ class Outcome:
 
 
 class TreeSampler:
-    """The summed RSS of a process and all its descendants, sampled until stopped."""
+    """The summed RSS of a process and all its descendants, sampled until stopped; the largest single one;
+    and the CPU of the batch's fork server with the mailbox processes it forked and reaped (the batch never
+    waits for the fork server, so GNU time's children's times do not hold them)."""
 
     def __init__(self, pid: int, every: float = 0.1) -> None:
         self.pid = pid
         self.every = every
         self.peak = 0
+        self.peak_one = 0
+        self.forkserver_cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -100,7 +104,13 @@ class TreeSampler:
                 total = 0
                 for proc in [root, *root.children(recursive=True)]:
                     with contextlib.suppress(psutil.Error):  # a worker that just ended
-                        total += proc.memory_info().rss
+                        rss = proc.memory_info().rss
+                        total += rss
+                        self.peak_one = max(self.peak_one, rss)
+                        if proc.pid != self.pid and "multiprocessing.forkserver" in " ".join(proc.cmdline()):
+                            t = proc.cpu_times()
+                            self.forkserver_cpu[proc.pid] = max(self.forkserver_cpu.get(proc.pid, 0.0), t.user
+                                                                + t.system + t.children_user + t.children_system)
                 self.peak = max(self.peak, total)
             except psutil.Error:
                 pass
@@ -210,9 +220,12 @@ def run_batch(jobs: int, count: int, dovecot: Dovecot, work: Path, args: argpars
         # A CreateItem answered 500 is the budget's ErrorServerBusy (no faults are injected here).
         busy = sum(1 for r in records if r.operation == "CreateItem" and r.status == 500)
         creates = sum(1 for r in records if r.operation == "CreateItem" and r.status == 200)
-        return Outcome(jobs=jobs, seconds=seconds, peak_process_mb=stat("Maximum resident set size (kbytes)") / 1024,
+        return Outcome(jobs=jobs, seconds=seconds,
+                       peak_process_mb=max(stat("Maximum resident set size (kbytes)") / 1024,
+                                           sampler.peak_one / 1024 / 1024),
                        peak_tree_mb=tree / 1024 / 1024,
-                       our_cpu=stat("User time (seconds)") + stat("System time (seconds)"),
+                       our_cpu=stat("User time (seconds)") + stat("System time (seconds)")
+                       + sum(sampler.forkserver_cpu.values()),
                        sandbox_cpu=sandbox_cpu, dovecot_cpu=dove, busy=busy, creates=creates, done=done,
                        verified=verified, problems=problems)
     finally:

@@ -41,12 +41,12 @@ def source_options(conn: Connection) -> SourceOptions:
 
 
 def target_options(conn: Connection, transports: Transports | None = None) -> TargetOptions:
-    from migrate.preflight.reach import token_provider
-
     token: Callable[[], str] | None = None
     tokens: dict[str, Callable[[], str]] = {}
     extra: dict[str, str] = {}
     scheme = conn.url.partition(":")[0].lower()
+    if conn.sign_in is not None:  # only a signed-in target needs preflight's parts: a password run starts faster
+        from migrate.preflight.reach import token_provider
     if conn.sign_in is not None and scheme == "m365":
         from migrate.auth.scopes import Transport
         from migrate.preflight.result import KIND_WORDS

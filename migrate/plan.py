@@ -14,7 +14,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 
 from migrate.errors import UserError
@@ -215,6 +214,8 @@ def save_plan(plan: Plan, path: Path) -> None:
         f"#   o365-migrate run {path}\n"
         "# Secrets are never stored here; they come from the named environment variables or files.\n"
     )
+    import yaml  # here: a run planned in memory never reads or writes YAML
+
     text = header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110, default_flow_style=None)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -222,6 +223,8 @@ def save_plan(plan: Plan, path: Path) -> None:
 
 
 def load_plan(path: Path) -> Plan:
+    import yaml
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -250,6 +253,8 @@ def load_plan(path: Path) -> Plan:
 
 def _line_of(node: Any, loc: tuple[Any, ...]) -> int | None:
     """The line of the YAML node at a pydantic error location (the deepest one that exists)."""
+    import yaml
+
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
         if isinstance(node, yaml.MappingNode):

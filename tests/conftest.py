@@ -11,6 +11,7 @@ import pytest
 from tests.servers.dovecot import Dovecot, dovecot_binary
 from tests.servers.postgres import Postgres, postgres_bindir
 from tests.servers.radicale import Radicale, radicale_available
+from tests.stores import POSTGRES, SQLITE, JournalStore
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -68,3 +69,11 @@ def postgres() -> Iterator[Postgres]:
         yield server
     finally:
         server.cleanup()
+
+
+@pytest.fixture(params=[SQLITE, POSTGRES])
+def journal_store(request: pytest.FixtureRequest, tmp_path: Path) -> JournalStore:
+    """Each journal store in turn: a SQLite file, then a PostgreSQL database of this test's own."""
+    if request.param == SQLITE:
+        return JournalStore(SQLITE, tmp_path)
+    return JournalStore(POSTGRES, tmp_path, request.getfixturevalue("postgres").new_database())

@@ -122,6 +122,20 @@ class SharedBatch:
     def mailbox(self, batch: str, mailbox_id: str) -> SharedMailbox | None:
         return next((m for m in self.mailboxes(batch) if m.id == mailbox_id), None)
 
+    # --- a mailbox's files that outlive its worker (migrate.batch.plans) -------------------------
+
+    def keep(self, journal: str, files: dict[str, str]) -> None:
+        """Files (name: text) of the mailbox whose journal key is `journal`, kept with that journal's facts
+        (`meta`): in one statement, so a reader finds all of them as of one write."""
+        rows = [(journal, name, text) for name, text in files.items()]
+        self._exec("INSERT INTO meta VALUES " + ", ".join(["(%s, %s, %s)"] * len(rows))
+                   + " ON CONFLICT (journal, key) DO UPDATE SET value=excluded.value",
+                   tuple(value for row in rows for value in row))
+
+    def kept(self, journal: str, name: str) -> str | None:
+        rows = self._exec("SELECT value FROM meta WHERE journal=%s AND key=%s", (journal, name))
+        return str(rows[0][0]) if rows else None
+
 
 class LeaseKeeper:
     """Renews a lease every third of its time to live, on a connection of its own, until stopped. When the

@@ -6,10 +6,16 @@ only who starts that process, and where its journal is, differ.
 
 Delivery is at least once; the task makes it exactly once in effect:
 - acks_late: a task is acknowledged when it ends, so a worker that dies leaves it with the broker, which
-  gives it to another worker (Redis: after the visibility timeout).
-- idempotent: a mailbox already `done` is not moved again; otherwise the task takes the mailbox's lease
-  (migrate.batch.shared), or, when a live worker holds it, retries later; the move itself resumes from the
-  shared journal, which never sends a closed item twice.
+  gives it to another worker a lease (`--lease`, 60 s) after the worker fell silent. With Redis that takes
+  migrate.batch.keepalive: a live worker stamps the tasks it holds every few seconds, and the visibility
+  timeout is the lease, so a move that lasts days is never handed out twice while its worker lives, and a
+  killed worker's goes to another about a minute later, when the mailbox's lease has expired or nearly (the
+  new delivery waits out the rest). RabbitMQ hands a dead consumer's messages back when its connection drops.
+- idempotent: a mailbox already `done` is not moved again, nor is a `failed` one by a copy the broker handed
+  out again or its retries (a batch run again marks its mailboxes pending first); otherwise the task takes
+  the mailbox's lease (migrate.batch.shared), or, when a live worker holds it, retries until that worker has
+  ended it (a copy ends then); the move itself resumes from the shared journal, which never sends a closed
+  item twice.
 - A worker stopping (Ctrl-C, SIGTERM: Celery's warm shutdown) stops its mailboxes cleanly and hands each
   back as a retry, so another worker resumes it; a mailbox whose lease was lost (the database unreachable
   past the expiry) is stopped at once, as another worker owns it now.
@@ -17,8 +23,9 @@ Delivery is at least once; the task makes it exactly once in effect:
   the shared database; the task ends normally and no other mailbox notices.
 
 Each mailbox moves in its own process, so a throttled mailbox waiting on Exchange Online's budget holds up
-none of the worker's other mailboxes; Microsoft's per-mailbox limits (4 concurrent Graph requests, the EWS
-upload limit) hold across every worker because the lease lets one worker alone move a mailbox.
+none of the worker's other mailboxes (tests/batch/test_worker_pacing.py); Microsoft's per-mailbox limits
+(4 concurrent Graph requests, the EWS upload limit) hold across every worker because the lease lets one
+worker alone move a mailbox.
 
 celery is imported only when this module is, and only the distributed commands import it.
 """
@@ -47,6 +54,7 @@ from kombu.exceptions import OperationalError
 
 from migrate.batch import broker as broker_transport
 from migrate.batch.orders import Order, tenant_slot
+from migrate.batch.plans import keep_plan, restore_plan
 from migrate.batch.shared import LeaseKeeper, SharedBatch, SharedMailbox
 from migrate.batch.supervisor import MailboxProcess
 from migrate.errors import MigrateError, UnreachableError
@@ -54,7 +62,9 @@ from migrate.errors import MigrateError, UnreachableError
 TASK = "o365_migrate.move_mailbox"
 QUEUE = "o365-migrate"
 LEASE = 60.0  # seconds: longer than a mailbox process takes to stop once its worker is gone (worker.GRACE)
-VISIBILITY = 3600.0  # Redis gives an unacknowledged task to another worker after this long
+# Redis through kombu's Sentinel transport, which this project does not extend with keepalive stamps: a task
+# is handed out again this long after a worker took it, so it must outlast a mailbox (the lease covers a copy)
+SENTINEL_VISIBILITY = 3600.0
 PROGRESS_EVERY = 2.0  # seconds between progress writes to the shared database
 
 log = logging.getLogger(__name__)
@@ -71,11 +81,15 @@ class WorkerSettings:
     lease: float = LEASE
 
 
-def make_app(broker: str, settings: WorkerSettings | None = None, visibility: float = VISIBILITY) -> Celery:
+def make_app(broker: str, settings: WorkerSettings | None = None) -> Celery:
     """The Celery app: the batch that sends needs only the broker; a worker also its settings."""
     app = Celery("o365_migrate", broker=broker, set_as_current=False)
+    visibility = SENTINEL_VISIBILITY
     if urlsplit(broker).scheme in ("redis", "rediss"):
         app.conf.broker_transport = broker_transport.NAME  # see migrate/batch/broker.py
+        # A live worker stamps the tasks it holds (migrate/batch/keepalive.py): a task whose worker has been
+        # silent for a lease goes to another, which by then may take the mailbox's lease over.
+        visibility = settings.lease if settings is not None else LEASE
     app.conf.update(
         # Late acks, and none for a task that failed (the database out of reach, a retry the broker could not
         # take): the message stays with the broker, which hands it out again; the task is idempotent.
@@ -83,7 +97,7 @@ def make_app(broker: str, settings: WorkerSettings | None = None, visibility: fl
         worker_prefetch_multiplier=1,
         task_serializer="json", accept_content=["json"], task_ignore_result=True, result_backend=None,
         task_default_queue=QUEUE, broker_connection_retry_on_startup=True, broker_connection_max_retries=None,
-        # Redis: a dead worker's tasks go back to the queue `visibility` seconds after they were taken; the
+        # Redis: a dead worker's tasks go back to the queue `visibility` seconds after its last stamp; the
         # sweep that does it runs every few seconds (kombu's default, once in 100 s, would add to the wait).
         broker_transport_options={"visibility_timeout": visibility, "unacked_restore_throttle": 1,
                                   "unacked_restore_interval": int(max(1, min(10, visibility // 8)))},
@@ -92,11 +106,18 @@ def make_app(broker: str, settings: WorkerSettings | None = None, visibility: fl
     )
     if settings is not None:
         @app.task(name=TASK, bind=True, max_retries=None, acks_late=True)
-        def move_mailbox(task: Any, order: dict[str, Any]) -> str:
-            def retry(wait: float) -> NoReturn:
-                raise task.retry(countdown=wait)
+        def move_mailbox(task: Any, order: dict[str, Any], again: bool = False) -> str:
+            # kombu marks a message it put back on the queue: the worker that held it went silent (killed, its
+            # machine gone, the broker restarted under it). Its retries carry the mark on.
+            if (task.request.delivery_info or {}).get("redelivered"):
+                log.warning("mailbox %s/%s: handed out again, the worker that had it having gone silent",
+                            order.get("batch"), order.get("id"))
+                again = True
 
-            return run_order(Order.model_validate(order), settings, str(task.request.id or ""), retry)
+            def retry(wait: float) -> NoReturn:
+                raise task.retry(countdown=wait, kwargs={"again": again})
+
+            return run_order(Order.model_validate(order), settings, str(task.request.id or ""), retry, again)
 
         worker_shutting_down.connect(_stopping, weak=False)
     return app
@@ -106,9 +127,9 @@ def _stopping(**_: Any) -> None:
     STOPPING.set()
 
 
-def submit(broker: str, orders: list[Order], visibility: float = VISIBILITY) -> None:
+def submit(broker: str, orders: list[Order]) -> None:
     """One task per mailbox. The broker keeps them until a worker ends each one."""
-    app = make_app(broker, visibility=visibility)
+    app = make_app(broker)
     try:
         with app.producer_or_acquire() as producer:
             for order in orders:
@@ -118,13 +139,18 @@ def submit(broker: str, orders: list[Order], visibility: float = VISIBILITY) -> 
                                hint="check --broker and that the broker runs there") from None
 
 
-def run_order(order: Order, settings: WorkerSettings, task_id: str, retry: RetryLater) -> str:
-    """One mailbox to its end, unless another worker owns it: its final state."""
+def run_order(order: Order, settings: WorkerSettings, task_id: str, retry: RetryLater, again: bool = False) -> str:
+    """One mailbox to its end, unless another worker owns it: its final state. `again`: this delivery is a copy
+    the broker handed out again, or a retry of one."""
     shared = SharedBatch(settings.journal_db)
     try:
         current = shared.mailbox(order.batch, order.id)
         if current is not None and current.state == "done":
             return "done"  # delivered again after it ended: nothing to do
+        if again and current is not None and current.state == "failed":
+            # A copy of a task that a worker ended with the failure recorded: the mailbox failed for good (a
+            # batch run again marks its mailboxes pending before sending new tasks)
+            return "failed"
         # Unique to this delivery: the broker may deliver the same task (same id) again to this very process
         # while it still moves the mailbox (Redis, past the visibility timeout); that copy must not pass as us.
         owner = f"{socket.gethostname()}/{os.getpid()}/{task_id}/{uuid.uuid4().hex[:12]}"
@@ -186,6 +212,7 @@ def _move(order: Order, settings: WorkerSettings, shared: SharedBatch, owner: st
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     shared.update(batch, mailbox, state="planning", phase="starting", error=None, started=time.time(), ended=None,
                   owner=owner, items=0, bytes=0)
+    restore_plan(shared, order.key, folder)  # the plan another worker began the mailbox with, if one did
     try:
         secrets = order.secrets(settings.journal_db)
     except MigrateError as exc:
@@ -216,6 +243,8 @@ def _move(order: Order, settings: WorkerSettings, shared: SharedBatch, owner: st
             elif kind == "progress" and time.monotonic() - written > PROGRESS_EVERY:
                 written = time.monotonic()
                 _note(shared, batch, mailbox, items=int(event["items"]), bytes=int(event["bytes"]))
+            elif kind == "planned":  # plan.yaml is written: kept for whoever resumes the mailbox
+                keep_plan(shared, order.key, folder)
             elif kind == "end":
                 end = event
         code = process.finish()

@@ -1,4 +1,5 @@
-"""The worker process of one batch mailbox: `python -m migrate.batch.worker`, started by the batch.
+"""The worker process of one batch mailbox: `python -m migrate.batch.worker`, started by the batch (forked
+from its fork server, warm, where the system has one: migrate.batch.forked).
 
 Why a process per mailbox and not a thread: a crash (a corrupt PST in libpff's C code) or a leak ends one
 mailbox, not the batch; the GIL does not serialise MIME work across mailboxes; and exchangelib keeps

@@ -184,14 +184,17 @@ def run(
 ) -> None:
     """Run a plan (or plan SOURCE --to TARGET in memory and run it). Safe to stop and run again."""
     console = Console(stderr=json_file is not None and str(json_file) == "-")
-    from migrate.cli.preflight import render_preflight
-    from migrate.preflight import parse_transports
+    chosen = None
+    if transport:
+        from migrate.preflight import parse_transports
 
-    chosen = parse_transports(transport) if transport else None
+        chosen = parse_transports(transport)
     checked: list[bool] = []
 
     def show(found: Preflight) -> None:
         if not checked and (not quiet or not found.ok):
+            from migrate.cli.preflight import render_preflight
+
             render_preflight(found, console, brief=True)
         checked.append(True)
 

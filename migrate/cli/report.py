@@ -17,6 +17,7 @@ from migrate.errors import UsageError, UserError
 
 if TYPE_CHECKING:
     from migrate.discovery.cutover import DomainCheck
+    from migrate.reporting.batch import BatchSummary
     from migrate.reporting.model import ReportData
 
 
@@ -75,8 +76,9 @@ def report(
     if batch is not None:
         if journal is not None:
             raise UsageError("give a journal or --batch, not both", hint="o365-migrate report --batch BATCH_DIR")
-        folder = _report_batch(batch, output, lang, fmt, guides, keep_days, dns, tenant, dns_server)
+        folder, summary = _report_batch(batch, output, lang, fmt, guides, keep_days, dns, tenant, dns_server)
         typer.echo(f"wrote {folder}")
+        _echo_unfinished(summary)
         return
     if journal is None:
         raise UsageError("which migration? give its journal or plan, or --batch BATCH_DIR",
@@ -130,6 +132,7 @@ def guide(
                              fmt)
                 written += 1
         typer.echo(f"wrote {written} guide(s) in {folder}")
+        _echo_unfinished(summary)
         return
     if journal is None or output is None:
         raise UsageError("give the journal or plan and -o FILE, or --batch BATCH_DIR",
@@ -190,7 +193,7 @@ def _dns_checks(names: list[str], tenant: str | None, server: str | None,
 
 
 def _report_batch(batch: Path, output: Path | None, lang: Lang, fmt: Format, guides: bool, keep_days: int,
-                  dns: bool, tenant: str | None, dns_server: str | None) -> Path:
+                  dns: bool, tenant: str | None, dns_server: str | None) -> tuple[Path, BatchSummary]:
     from migrate.reporting import render
     from migrate.reporting.batch import batch_summary
     from migrate.reporting.guide import guide_from_report
@@ -222,7 +225,15 @@ def _report_batch(batch: Path, output: Path | None, lang: Lang, fmt: Format, gui
             _write_bytes(folder / "summary.pdf", render.render_pdf(html))
         else:
             _write(folder / "index.html", html)
-    return folder
+    return folder, summary
+
+
+def _echo_unfinished(summary: BatchSummary, shown: int = 10) -> None:
+    """The mailboxes whose report is a snapshot (still moving) or missing (not started), named."""
+    for ids, what in ((summary.moving, "still moving"), (summary.not_started, "not started yet")):
+        if ids:
+            more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+            typer.echo(f"{len(ids)} mailbox(es) {what}: {', '.join(ids[:shown])}{more}")
 
 
 def _write_report(data: ReportData, output: Path, lang: Lang, fmt: Format, checks: list[DomainCheck]) -> None:

@@ -34,10 +34,8 @@ def worker(
                                                 "~/.local/state/o365-migrate/worker).")] = None,
     lease: Annotated[float, typer.Option("--lease", min=5.0, metavar="SECONDS", help="How long a mailbox stays "
                                          "this worker's without renewal: after a crash, another worker resumes it "
-                                         "this long after.")] = 60.0,
-    visibility: Annotated[float, typer.Option("--visibility-timeout", min=5.0, metavar="SECONDS",
-                                              help="Redis: a task a dead worker held goes to another after this "
-                                                   "long.")] = 3600.0,
+                                         "about this long after (with Redis, its task too goes back to the queue "
+                                         "once this worker has been silent this long).")] = 60.0,
     node: Annotated[str | None, typer.Option("--hostname", "-n", help="This worker's name (default: "
                                              "o365-migrate-PID@HOST).")] = None,
 ) -> None:
@@ -53,7 +51,7 @@ def worker(
     SharedBatch(db).close()  # reachable, and its schema in place, before any task is taken
     home = (folder or _default_dir()).resolve()
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    app = make_app(broker_url, WorkerSettings(journal_db=db, folder=home, lease=lease), visibility=visibility)
+    app = make_app(broker_url, WorkerSettings(journal_db=db, folder=home, lease=lease))
     # Threads, not forked children: each mailbox already runs in a process of its own, which a thread starts
     # and follows; a worker killed outright leaves those processes to stop on their own (their stdin ends).
     app.worker_main(["worker", f"--concurrency={concurrency}", "--pool=threads", "--loglevel=INFO",

@@ -5,6 +5,14 @@ one transaction that closes the batch. A re-run skips what is closed and checks 
 `pending` against the target (by Message-ID and size) before sending it again, so a kill
 loses nothing and duplicates nothing. WAL mode lets `status` and `report` read while a run writes.
 
+Durability is asked for where it matters rather than paid at every commit (synchronous=NORMAL: a
+commit is written to the WAL, which a kill of the process cannot lose; a power cut can lose the last
+commits, and only those, for the WAL keeps them in order). A batch's `pending` mark must be on the
+disk before the batch is sent, or a power cut could leave a sent message unknown to the next run:
+so the uploader calls `sync(commit)` first, and one flush of the WAL covers every commit before it
+(a group commit, off the thread that writes the journal). An outcome needs no flush of its own: lost,
+its batch is `pending` again and is checked against the target. The run's end flushes everything.
+
 Events and contacts carry a fidelity account per item (schema 2): what the move changed or dropped,
 as JSON `{"changed": [[property, how], ...], "dropped": [[property, why], ...]}`; `{}`-like empty
 lists for an item carried exactly, NULL for mail (which has no such account).
@@ -13,7 +21,9 @@ lists for an item carried exactly, NULL for mail (which has no such account).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -141,9 +151,14 @@ class Journal:
         except sqlite3.OperationalError as exc:
             raise UserError(f"cannot open the journal {path}: {exc}",
                             hint="check the folder exists and is writable") from None
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a batch marked done must survive a power cut, or the re-run would send it twice.
-        self.db.execute("PRAGMA synchronous=FULL")
+        mode = self.db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        # WAL: commits are not flushed one by one; `sync` flushes them where it matters (see above). A file
+        # system without WAL (some network shares) keeps a rollback journal: there each commit is flushed.
+        self._wal = str(mode).lower() == "wal"
+        self.db.execute("PRAGMA synchronous=NORMAL" if self._wal else "PRAGMA synchronous=FULL")
+        self.commits = 0  # commits made on this connection
+        self._synced = 0  # of which this many are known to be on the disk
+        self._sync_lock = threading.Lock()
         self.db.execute("PRAGMA foreign_keys=ON")
         self._migrate()
 
@@ -197,6 +212,29 @@ class Journal:
     def end_run(self, run: int, outcome: str) -> None:
         with self.transaction():
             self.db.execute("UPDATE runs SET ended=?, outcome=? WHERE id=?", (time.time(), outcome, run))
+        self.sync(self.commits)
+
+    def sync(self, upto: int) -> None:
+        """Make the commits up to number `upto` durable: one flush of the WAL, unless one since that
+        commit already did it. Safe from any thread while another writes."""
+        if self._synced >= upto or not self._wal:
+            return
+        with self._sync_lock:
+            if self._synced >= upto:
+                return
+            # Every commit counted so far has written its frames (the count moves after COMMIT returns),
+            # so one flush of the file covers them all.
+            covered = self.commits
+            try:
+                fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+            except FileNotFoundError:  # no WAL: every commit is already in the database file, flushed
+                self._synced = max(self._synced, covered)
+                return
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
+            self._synced = max(self._synced, covered)
 
     def runs(self) -> list[tuple[int, float, float | None, str | None]]:
         return list(self.db.execute("SELECT id, started, ended, outcome FROM runs ORDER BY id"))
@@ -245,7 +283,8 @@ class Journal:
             self.db.executemany(
                 "INSERT INTO items (folder_id, source_key, status, fingerprint, message_id, size, subject, "
                 "attempts, updated) VALUES (?, ?, 'pending', ?, ?, ?, ?, 0, ?) "
-                "ON CONFLICT (folder_id, source_key) DO UPDATE SET status='pending', updated=excluded.updated",
+                "ON CONFLICT (folder_id, source_key) DO UPDATE SET status='pending', updated=excluded.updated, "
+                "fingerprint=coalesce(excluded.fingerprint, items.fingerprint)",
                 [(folder_id, r.source_key, r.fingerprint, r.message_id, r.size, r.subject, now) for r in records],
             )
 
@@ -284,7 +323,8 @@ class Journal:
             args.append(status)
         if where:
             sql += " WHERE " + " AND ".join(where)
-        for row in self.db.execute(sql + " ORDER BY f.id, i.updated", args):
+        # Rows closed together share `updated`: their source key orders them, the same in either store.
+        for row in self.db.execute(sql + " ORDER BY f.id, i.updated, i.source_key", args):
             yield row[0], _record(row[1:])
 
     def totals(self) -> list[FolderTotals]:
@@ -315,3 +355,5 @@ class _Transaction:
         self.journal._depth -= 1
         if self.journal._depth == 0:
             self.journal.db.execute("ROLLBACK" if exc_type else "COMMIT")
+            if not exc_type:
+                self.journal.commits += 1

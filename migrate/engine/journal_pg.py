@@ -171,17 +171,32 @@ def _version(conn: psycopg.Connection[Any]) -> tuple[Any, ...] | None:
     return conn.execute("SELECT value FROM meta WHERE journal=%s AND key='schema_version'", (SCHEMA_KEY,)).fetchone()
 
 
+def _text(value: str | None) -> str | None:
+    """PostgreSQL's text cannot hold a NUL character, which broken mail does carry (a NUL byte in a Subject or a
+    Message-ID, a server's reason quoting one) and SQLite keeps: shown as U+FFFD instead, or the whole batch's
+    transaction would fail and stop the mailbox. Only what is shown and matched loosely passes here; source keys
+    and folder names come from protocols and file names, which hold no NUL."""
+    return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
+
+
 class PostgresJournal(Journal):
     """One mailbox's journal in the shared database. Its connection is its own (the runner writes it from
-    one thread, reports read it from another): `shut` closes it."""
+    one thread, reports read it from another): `shut` closes it. A reader of many mailboxes in turn (a
+    batch's report) may lend it one connection instead, which `shut` leaves open."""
 
-    def __init__(self, url: str, key: str) -> None:  # not super().__init__: that opens SQLite
+    def __init__(self, url: str, key: str, pg: psycopg.Connection[Any] | None = None) -> None:
+        # not super().__init__: that opens SQLite
         self.url = url
         self.key = key
         self.path = Path(f"postgresql:{key}")  # what results and reports show as the journal's place
         self._depth = 0
         self._lock = threading.RLock()  # psycopg serialises a connection too; this keeps a transaction whole
-        self.pg = connect(url)
+        self._lent = pg is not None
+        self.pg = pg if pg is not None else connect(url)
+        self.commits = 0  # a commit here is durable when it returns: nothing for `sync` to do
+
+    def sync(self, upto: int) -> None:
+        """PostgreSQL flushes each commit before it returns (synchronous_commit on, its default)."""
 
     def _exec(self, sql: str, args: Iterable[Any] = ()) -> psycopg.Cursor[Any]:
         with self._lock:
@@ -203,19 +218,25 @@ class PostgresJournal(Journal):
         row = self._exec("SELECT value FROM meta WHERE journal=%s AND key=%s", (self.key, key)).fetchone()
         return row[0] if row else None
 
+    # A run is known by its number in this mailbox's journal (1, 2, ...), as in a SQLite journal, not by its row
+    # id, which counts the runs of every mailbox in the database: the report shows the number.
     def start_run(self) -> int:
         row = self._exec("INSERT INTO runs (journal, started) VALUES (%s, %s) RETURNING id",
                          (self.key, time.time())).fetchone()
         assert row is not None
-        return int(row[0])
+        number = self._exec("SELECT count(*) FROM runs WHERE journal=%s AND id <= %s", (self.key, row[0])).fetchone()
+        assert number is not None
+        return int(number[0])
 
     def end_run(self, run: int, outcome: str) -> None:
-        self._exec("UPDATE runs SET ended=%s, outcome=%s WHERE id=%s AND journal=%s",
-                   (time.time(), outcome, run, self.key))
+        self._exec("UPDATE runs SET ended=%s, outcome=%s WHERE id = "
+                   "(SELECT id FROM runs WHERE journal=%s ORDER BY id OFFSET %s LIMIT 1)",
+                   (time.time(), outcome, self.key, run - 1))
 
     def runs(self) -> list[tuple[int, float, float | None, str | None]]:
         return [(int(r[0]), r[1], r[2], r[3]) for r in
-                self._exec("SELECT id, started, ended, outcome FROM runs WHERE journal=%s ORDER BY id", (self.key,))]
+                self._exec("SELECT row_number() OVER (ORDER BY id), started, ended, outcome FROM runs WHERE journal=%s "
+                           "ORDER BY id", (self.key,))]
 
     # --- folders and items -----------------------------------------------------------------
 
@@ -249,19 +270,22 @@ class PostgresJournal(Journal):
 
     def mark_pending(self, folder_id: int, records: Iterable[ItemRecord]) -> None:
         now = time.time()
-        rows = [(folder_id, r.source_key, r.fingerprint, r.message_id, r.size, r.subject, now) for r in records]
+        rows = [(folder_id, r.source_key, _text(r.fingerprint), _text(r.message_id), r.size, _text(r.subject), now)
+                for r in records]
         if not rows:
             return
         with self.transaction(), self._lock, self.pg.cursor() as cur:
             cur.executemany(
                 "INSERT INTO items (folder_id, source_key, status, fingerprint, message_id, size, subject, "
                 "attempts, updated) VALUES (%s, %s, 'pending', %s, %s, %s, %s, 0, %s) "
-                "ON CONFLICT (folder_id, source_key) DO UPDATE SET status='pending', updated=excluded.updated", rows)
+                "ON CONFLICT (folder_id, source_key) DO UPDATE SET status='pending', updated=excluded.updated, "
+                "fingerprint=coalesce(excluded.fingerprint, items.fingerprint)", rows)
 
     def close(self, folder_id: int, records: Iterable[ItemRecord]) -> None:
         now = time.time()
-        rows = [(folder_id, r.source_key, r.status, r.fingerprint, r.message_id, r.size, r.subject, r.target_id,
-                 r.failure, r.reason, r.attempts, now, fidelity_json(r.fidelity)) for r in records]
+        rows = [(folder_id, r.source_key, r.status, _text(r.fingerprint), _text(r.message_id), r.size, _text(r.subject),
+                 _text(r.target_id), _text(r.failure), _text(r.reason), r.attempts, now, fidelity_json(r.fidelity))
+                for r in records]
         if not rows:
             return
         with self.transaction(), self._lock, self.pg.cursor() as cur:
@@ -289,7 +313,8 @@ class PostgresJournal(Journal):
         if status is not None:
             sql += " AND i.status=%s"
             args.append(status)
-        rows = self._exec(sql + " ORDER BY f.id, i.updated", args).fetchall()
+        # Ties by source key in byte order, as SQLite compares text (the database's own collation may not).
+        rows = self._exec(sql + ' ORDER BY f.id, i.updated, i.source_key COLLATE "C"', args).fetchall()
         for row in rows:
             yield row[0], _record(tuple(row[1:]))
 
@@ -303,7 +328,8 @@ class PostgresJournal(Journal):
         return [FolderTotals(r[0], r[1], *(int(x or 0) for x in r[2:])) for r in rows]
 
     def shut(self) -> None:
-        self.pg.close()
+        if not self._lent:
+            self.pg.close()
 
 
 class _PgTransaction(_Transaction):

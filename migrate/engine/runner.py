@@ -8,6 +8,8 @@ Memory stays bounded: the queues between the stages hold a few batches of capped
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import queue
 import threading
 import time
@@ -46,6 +48,8 @@ class Batch:
     check_first: bool = False  # an earlier try may have landed: ask the target before sending
     job: _Job | None = None
     throttled: int = 0  # tries the service answered "wait" (not counted in `attempt`)
+    durable_at: int = 0  # the journal commit that marked it pending: on the disk before it is sent
+    fingerprints: dict[str, str] = field(default_factory=dict)  # key: sha256 of the bytes sent
 
 
 @dataclass
@@ -323,7 +327,9 @@ class Runner:
                 if died is not None:
                     raise died
                 for batch in self._marked:
-                    self._uploads.put(batch)
+                    # The uploader flushes the journal up to here before sending (Journal.sync): the
+                    # flush is off this thread, and one covers the rounds committed while it waited.
+                    self._uploads.put(dataclasses.replace(batch, durable_at=self.journal.commits))
                 self._marked.clear()
                 for job in touched:
                     self._progress(job)
@@ -471,6 +477,7 @@ class Runner:
                     to_read.append(ref)
             items: list[UploadItem] = []
             subjects: dict[str, str | None] = {}
+            fingerprints: dict[str, str] = {}
             mail = folder.kind is ItemKind.MAIL
             for ref, raw in source.read(folder, to_read):
                 # Mail goes as CRLF, which IMAP demands and Exchange stores; an iCalendar or vCard
@@ -478,19 +485,23 @@ class Runner:
                 raw = to_crlf(raw) if mail else raw
                 received = ref.internal_date or ref.date
                 check = on_target is not None and (self.plan.dedupe or ref.key in in_flight)
+                # hashlib lets go of the GIL for large data: the hash runs beside the other threads.
+                fingerprint = hashlib.sha256(raw).hexdigest()
                 if check and on_target is not None and (matched := on_target.take_read(
                         ref.message_id, raw, received.timestamp() if received else None)) is not None:
-                    records.append(ItemRecord(ref.key, "skipped", None, ref.message_id, len(raw), ref.subject,
+                    records.append(ItemRecord(ref.key, "skipped", fingerprint, ref.message_id, len(raw), ref.subject,
                                               matched, reason="already on the target"))
                     continue
                 subjects[ref.key] = ref.subject
+                fingerprints[ref.key] = fingerprint
                 items.append(UploadItem(ref.key, raw, flags_for(source, ref), received, ref.date, ref.message_id,
                                         crlf=mail))
             if records:
                 self._events.put(("records", (job, records)))
             if items:
                 self._hold(sum(len(i.raw) for i in items))
-                self._events.put(("batch", Batch(job.plan, job.folder_id, job.there, items, subjects, job=job)))
+                self._events.put(("batch", Batch(job.plan, job.folder_id, job.there, items, subjects, job=job,
+                                                              fingerprints=fingerprints)))
 
     def _halt(self) -> None:
         self._stop.set()
@@ -539,7 +550,8 @@ class Runner:
             batch.job.batches += 1
         if not self.dry_run:
             self.journal.mark_pending(batch.folder_id, [
-                ItemRecord(i.key, "pending", None, i.message_id, len(i.raw), batch.subjects.get(i.key))
+                ItemRecord(i.key, "pending", batch.fingerprints.get(i.key), i.message_id, len(i.raw),
+                           batch.subjects.get(i.key))
                 for i in batch.items])
             self._in_flight += 1
             self._marked.append(batch)  # sent once the journal's pending mark is committed
@@ -623,6 +635,10 @@ class Runner:
     def _upload_loop(self) -> None:
         target: Target | None = None
         try:
+            try:  # signed in while the readers fetch the first batch, not after it is ready
+                target = self.open_target()
+            except MigrateError:
+                target = None  # the first batch opens it again, with its retries and its reason
             while True:
                 batch = self._uploads.get()
                 if batch is None:
@@ -634,6 +650,7 @@ class Runner:
                                    for i in batch.items]
                         self._events.put(("uploaded", (batch, results)))
                         continue
+                    self.journal.sync(batch.durable_at)  # its pending mark on the disk before it is sent
                     if target is None:
                         target = self.open_target()
                     self._wait_out_pause(batch)

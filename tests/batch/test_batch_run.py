@@ -230,12 +230,21 @@ def _wait_for_progress(proc: subprocess.Popen[str], batch: Path, created: int) -
     workers: list[psutil.Process] = []
     while time.monotonic() < deadline and proc.poll() is None:
         if (batch / "batch.json").exists():
-            workers = psutil.Process(proc.pid).children()
+            # A mailbox's process leads a session of its own (forked from the batch's fork server, or started
+            # fresh): the fork server and multiprocessing's resource tracker are the batch's helpers, not workers.
+            workers = [p for p in psutil.Process(proc.pid).children(recursive=True) if _leads_session(p)]
             if _created(batch) >= created:
                 break
         time.sleep(0.1)
     assert proc.poll() is None, "the batch finished before it could be stopped: make the mailboxes larger"
     return workers
+
+
+def _leads_session(process: psutil.Process) -> bool:
+    try:
+        return os.getsid(process.pid) == process.pid
+    except ProcessLookupError:
+        return False
 
 
 def _created(batch: Path) -> int:

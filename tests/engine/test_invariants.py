@@ -10,12 +10,14 @@ lost) or before the journal closes a batch (a SIGKILL between upload and journal
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import pytest
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
@@ -28,6 +30,7 @@ from migrate.engine.runner import Runner
 from migrate.inventory import take_inventory
 from migrate.plan import Connection, Plan, make_plan
 from migrate.targets import Failure, Outcome, TargetFolder, UploadItem, UploadResult
+from tests.stores import JournalStore
 from tests.targets.fakes import MemorySource, MemoryTarget, Script
 
 FOLDERS = (("INBOX",), ("Arkiv",))
@@ -107,7 +110,7 @@ class Migration(RuleBasedStateMachine):
         # until a clean run closes them all again, only a run with dedupe may follow.
         self.unaccounted = False
 
-    def _new_journal(self) -> CrashingJournal:
+    def _new_journal(self) -> Journal:
         self.journals += 1
         return CrashingJournal(self.tmp / f"journal-{self.journals}.sqlite")
 
@@ -268,37 +271,74 @@ AlikeMigration.TestCase.settings = SETTINGS
 TestAlikeMigration = AlikeMigration.TestCase
 
 
-# The smallest cases of bugs found here and fixed, each with the final clean run of `Migration.teardown`.
+def crashing_postgres_journal(url: str, key: str) -> Journal:
+    """CrashingJournal's kill before a batch is closed, with the journal in the shared PostgreSQL database."""
+    from migrate.engine.journal_pg import PostgresJournal
+
+    class CrashingPostgresJournal(PostgresJournal):
+        kill_at: int | None = None
+
+        def close(self, folder_id: int, records: Iterable[ItemRecord]) -> None:
+            if self.kill_at is not None:
+                self.kill_at -= 1
+                if self.kill_at <= 0:
+                    self.kill_at = None
+                    raise Killed("killed before the journal closed a batch")
+            super().close(folder_id, records)
+
+    return CrashingPostgresJournal(url, key)
+
+
+def in_postgres(machine: type[Migration], url: str) -> type[Migration]:
+    """The same machine with each of its journals (a lost one is replaced by a new key) in the database at `url`."""
+    keys = itertools.count()
+
+    class InPostgres(machine):  # type: ignore[valid-type,misc]  # a class made at run time
+        def _new_journal(self) -> Journal:
+            self.journals += 1
+            return crashing_postgres_journal(url, f"invariants/{next(keys)}")
+
+    InPostgres.__name__ = f"{machine.__name__}InPostgres"
+    return InPostgres
+
+
+# The smallest cases of bugs found here and fixed, each with the final clean run of `Migration.teardown`, in
+# either journal store.
+
+@pytest.fixture
+def migration(journal_store: JournalStore) -> type[Migration]:
+    return Migration if journal_store.url is None else in_postgres(Migration, journal_store.url)
+
 
 def settle(machine: Migration) -> None:
     machine.teardown()
 
 
-def test_a_message_filed_again_after_a_run_arrives() -> None:
-    machine = Migration()
+def test_a_message_filed_again_after_a_run_arrives(migration: type[Migration]) -> None:
+    machine = migration()
     machine.add(("INBOX",), "plain", lf=False)
     machine.run(dedupe=True)
     machine.boxes[("INBOX",)].append(machine.boxes[("INBOX",)][0])
     settle(machine)  # the second copy is skipped as "already on the target": one copy, not two
 
 
-def test_a_lost_answer_without_message_id_is_not_sent_twice() -> None:
-    machine = Migration()
+def test_a_lost_answer_without_message_id_is_not_sent_twice(migration: type[Migration]) -> None:
+    machine = migration()
     machine.add(("INBOX",), "no-id", lf=False)
     machine.run(dedupe=False, lost_answers={"INBOX:0"})
     settle(machine)  # the retry finds nothing by Message-ID and sends it again: two copies
 
 
-def test_a_retried_twin_does_not_take_its_siblings_copy() -> None:
-    machine = Migration()
+def test_a_retried_twin_does_not_take_its_siblings_copy(migration: type[Migration]) -> None:
+    machine = migration()
     machine.add(("INBOX",), "plain", lf=False)
     machine.boxes[("INBOX",)].append(machine.boxes[("INBOX",)][0])
     machine.run(dedupe=False, retry={"INBOX:1": [0.0]})  # refused once, never landed
     settle(machine)  # the retry finds the first twin's copy and journals it as its own: one copy
 
 
-def test_an_lf_message_does_not_take_another_copy_of_its_message_id() -> None:
-    machine = Migration()
+def test_an_lf_message_does_not_take_another_copy_of_its_message_id(migration: type[Migration]) -> None:
+    machine = migration()
     crlf = b"Message-ID: <same@example.se>\r\nSubject: one\r\n\r\nfirst\r\n"
     lf = b"Message-ID: <same@example.se>\nSubject: two\n\nsecond!!!\n"
     assert len(lf) == len(crlf)
@@ -308,8 +348,8 @@ def test_an_lf_message_does_not_take_another_copy_of_its_message_id() -> None:
     settle(machine)  # the LF one is matched with the CRLF one's copy, which is then sent again
 
 
-def test_a_message_whose_retries_ran_out_is_sent_by_the_next_run() -> None:
-    machine = Migration()
+def test_a_message_whose_retries_ran_out_is_sent_by_the_next_run(migration: type[Migration]) -> None:
+    machine = migration()
     machine.add(("INBOX",), "plain", lf=False)
     machine.run(dedupe=True, retry={"INBOX:0": [0.0, 0.0, 0.0]})  # busy on every one of its 3 tries
     statuses = {record.source_key: (record.status, record.failure) for _, record in machine.journal.items()}
@@ -317,8 +357,9 @@ def test_a_message_whose_retries_ran_out_is_sent_by_the_next_run() -> None:
     settle(machine)  # the next run tries it again, and it arrives once
 
 
-def test_a_twin_without_message_id_keeps_its_own_copy_after_a_lost_journal_and_a_kill() -> None:
-    machine = Migration()
+def test_a_twin_without_message_id_keeps_its_own_copy_after_a_lost_journal_and_a_kill(
+        migration: type[Migration]) -> None:
+    machine = migration()
     machine.add(("INBOX",), "no-id", lf=False)
     machine.run(dedupe=True)
     machine.boxes[("INBOX",)].append(machine.boxes[("INBOX",)][0])  # filed twice since

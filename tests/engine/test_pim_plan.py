@@ -16,9 +16,10 @@ from migrate.mapping import target_path, target_paths
 from migrate.migration import refuse_what_the_target_cannot_hold
 from migrate.model import Fidelity, Folder, FolderRole, ItemKind
 from migrate.plan import Connection, load_plan, make_plan, save_plan
-from migrate.reporting.model import from_journal
 from migrate.reporting.render import render_html
 from migrate.targets.base import target_kinds
+from tests.reporting.journals import report_of
+from tests.stores import JournalStore
 
 WORK = Folder(("Arbete",), role=FolderRole.CALENDAR, kind=ItemKind.EVENT)
 HOME = Folder(("Hem",), role=FolderRole.OTHER, kind=ItemKind.EVENT)
@@ -117,10 +118,9 @@ def test_an_old_journal_opens_and_keeps_its_rows(tmp_path: Path) -> None:
     Journal(path).shut()  # and again, already migrated
 
 
-def test_fidelity_is_kept_per_item_and_summed_in_the_report(tmp_path: Path) -> None:
-    path = tmp_path / "plan.journal.sqlite"
+def test_fidelity_is_kept_per_item_and_summed_in_the_report(journal_store: JournalStore) -> None:
     plan = make_plan(_inventory(WORK, BOOK), Connection(url="ics:/x"), Connection(url="ews://anna@contoso.example"))
-    journal = Journal(path)
+    journal = journal_store.open("plan")
     try:
         journal.set_meta("plan", plan.model_dump_json())
         journal.start_run()
@@ -145,7 +145,7 @@ def test_fidelity_is_kept_per_item_and_summed_in_the_report(tmp_path: Path) -> N
         assert stored["c2"] is None
     finally:
         journal.shut()
-    report = from_journal(path, now=datetime(2026, 12, 1, tzinfo=UTC))
+    report = report_of(journal_store.place("plan"), now=datetime(2026, 12, 1, tzinfo=UTC))
     rows = {f.folder: (f.exact, f.changed, f.dropped) for f in report.fidelity}
     assert rows == {"Arbete": (1, 1, 1), "Adresser": (0, 0, 1)}
     notes = {(n.kind, n.property): n for n in report.fidelity_notes}

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from exchangelib.protocol import close_connections
 
-from migrate.engine.journal import Journal
+from migrate.engine.journal import JournalPlace, open_journal
 from migrate.engine.runner import Runner
 from migrate.migration import open_plan_source, open_plan_target, run_plan
 from migrate.model import Folder, ItemKind
@@ -28,6 +28,7 @@ from migrate.targets.ews_pim import IDENTITY_SET
 from tests.conftest import shared_dir
 from tests.engine.test_run_ews import MAILBOX, cli, env, make_plan
 from tests.engine.test_run_ews import sandbox as sandbox
+from tests.stores import POSTGRES, SQLITE, JournalStore
 
 
 @pytest.fixture(autouse=True)
@@ -61,8 +62,8 @@ def _in_source(plan: Plan, moved: set[tuple[str, str]] | None = None) -> Counter
     return want
 
 
-def _moved(journal_path: Path) -> set[tuple[str, str]]:
-    journal = Journal(journal_path)
+def _moved(journal_path: JournalPlace) -> set[tuple[str, str]]:
+    journal = open_journal(journal_path)
     try:
         return {(folder, r.source_key) for folder, r in journal.items() if r.status in ("done", "skipped")}
     finally:
@@ -173,17 +174,20 @@ class KilledAfterUpload(Target):
         self.inner.close()
 
 
-@pytest.mark.parametrize("kind", ["ics", "vcf"])
-def test_a_kill_after_items_landed_resumes_without_duplicates(sandbox: Sandbox, tmp_path: Path,
-                                                              kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+# The journal in PostgreSQL for one kind only: the store's part (pending rows found again) is the same for both.
+@pytest.mark.parametrize(("kind", "journal_store"), [("ics", SQLITE), ("vcf", SQLITE), ("ics", POSTGRES)],
+                         indirect=["journal_store"])
+def test_a_kill_after_items_landed_resumes_without_duplicates(sandbox: Sandbox, tmp_path: Path, kind: str,
+                                                              journal_store: JournalStore,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in env(tmp_path).items():
         monkeypatch.setenv(name, value)
     source = shared_dir("corpus", kind, "ical4j" if kind == "ics" else "ez-vcard")
     plan_path = make_plan(sandbox, tmp_path, f"{kind}:{source}")
     plan = load_plan(plan_path)
     plan.dedupe = False  # only the journal's pending rows make the second run look at the target
-    journal_path = tmp_path / "journal.sqlite"
-    journal = Journal(journal_path)
+    journal_path = journal_store.place("journal")
+    journal = open_journal(journal_path)
     with pytest.raises(Killed):
         Runner(plan, lambda: open_plan_source(plan), lambda: KilledAfterUpload(open_plan_target(plan)), journal,
                workers=1).run()
@@ -196,7 +200,7 @@ def test_a_kill_after_items_landed_resumes_without_duplicates(sandbox: Sandbox, 
     result = run_plan(plan, journal_path, workers=1)
     assert result.stopped is None
     assert _held(sandbox, home) == _in_source(plan, _moved(journal_path))  # nothing twice, nothing lost
-    journal = Journal(journal_path)
+    journal = open_journal(journal_path)
     try:
         assert not list(journal.items(status="pending"))
         skipped = [r for _, r in journal.items(status="skipped")]

@@ -1,21 +1,25 @@
-"""Real journals for report tests, written the way `run` and `verify` write them."""
+"""Real journals for report tests, written the way `run` and `verify` write them, in either journal store."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
-from migrate.engine.journal import ItemRecord, Journal
+from migrate.engine.journal import ItemRecord, JournalPlace, open_journal
 from migrate.engine.runner import FolderOutcome, RunResult
 from migrate.engine.verify import Difference, FolderCheck, Verdict, Verification
 from migrate.model import FolderRole
 from migrate.plan import Connection, Estimate, Exclusion, FolderPlan, Plan
+from migrate.reporting import ReportData, from_journal, report_data
+from tests.stores import set_run_clock
 
 HOSTILE = "<script>alert(1)</script> Åäö"
 CUSTOMERS = "Kunder/Åkesson & Söner"
 STARTED = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 SECONDS = 50.0
+P = TypeVar("P", bound=JournalPlace)  # the place it was given: a file, or a journal in the shared database
 
 
 def make_plan() -> Plan:
@@ -38,10 +42,10 @@ def make_plan() -> Plan:
     )
 
 
-def write_journal(path: Path, *, problems: bool = True, verified: bool = True) -> Path:
+def write_journal(path: P, *, problems: bool = True, verified: bool = True) -> P:
     """INBOX: 4 moved, 1 already there, 1 failed (if problems); Kunder: 3 moved, 1 missing on verify (if problems)."""
     plan = make_plan()
-    journal = Journal(path)
+    journal = open_journal(path)
     try:
         journal.set_meta("plan", plan.model_dump_json())
         run = journal.start_run()
@@ -59,10 +63,9 @@ def write_journal(path: Path, *, problems: bool = True, verified: bool = True) -
         journal.close(customers, [ItemRecord(f"2:{i}", "done", None, f"<k{i}@x>", 1024, f"Offert {i}", f"u{i}")
                                   for i in range(3)])
         journal.end_run(run, "failed" if problems else "done")
-        journal.db.execute("UPDATE runs SET started=?, ended=? WHERE id=?",
-                           (STARTED.timestamp(), STARTED.timestamp() + SECONDS, run))
+        set_run_clock(journal, run, STARTED.timestamp(), STARTED.timestamp() + SECONDS)
 
-        result = RunResult(plan.source.url, plan.target.url, str(path), False, STARTED,
+        result = RunResult(plan.source.url, plan.target.url, str(journal.path), False, STARTED,
                            datetime.fromtimestamp(STARTED.timestamp() + SECONDS, UTC))
         result.folders = [
             FolderOutcome("INBOX", "Inbox", created=4, skipped=1, failed=int(problems), bytes=4000),
@@ -85,3 +88,15 @@ def write_journal(path: Path, *, problems: bool = True, verified: bool = True) -
     finally:
         journal.shut()
     return path
+
+
+def report_of(place: JournalPlace, now: datetime | None = None) -> ReportData:
+    """The report's data from a journal in either store: a file the way `report JOURNAL` reads it, a journal in
+    the shared database the way a distributed batch's mailbox is read (the same `report_data`)."""
+    if isinstance(place, Path):
+        return from_journal(place, now=now)
+    journal = open_journal(place)
+    try:
+        return report_data(journal, now)
+    finally:
+        journal.shut()

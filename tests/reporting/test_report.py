@@ -1,4 +1,5 @@
-"""The HTML report: built from a real journal only, escaped, self-contained, and loud on a missing field."""
+"""The HTML report: built from a real journal only (in either store), escaped, self-contained, and loud on a
+missing field."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from migrate.engine.journal import Journal, journal_for_plan
+from migrate.engine.journal import journal_for_plan
 from migrate.errors import ExitCode, UserError
 from migrate.plan import save_plan
 from migrate.reporting import ReportData, from_journal, from_path, render_html
 from migrate.reporting.render import environment
 from migrate.reporting.strings import STRINGS
-from tests.reporting.journals import CUSTOMERS, HOSTILE, SECONDS, STARTED, make_plan, write_journal
+from tests.reporting.journals import CUSTOMERS, HOSTILE, SECONDS, STARTED, make_plan, report_of, write_journal
+from tests.stores import SQLITE, JournalStore
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -34,9 +36,11 @@ def data(tmp_path: Path) -> ReportData:
     return from_journal(write_journal(tmp_path / "plan.journal.sqlite"), now=NOW)
 
 
-def test_the_model_holds_what_the_journal_says(data: ReportData) -> None:
+def test_the_model_holds_what_the_journal_says(journal_store: JournalStore) -> None:
+    data = report_of(write_journal(journal_store.place("plan")), now=NOW)
     assert (data.source, data.target) == ("imaps://anna@mail.example.se", "ews://anna@contoso.onmicrosoft.com")
-    assert data.journal == "plan.journal.sqlite"
+    # The shared store has no file: its journal is named by the last part of its key (postgresql:tests/plan).
+    assert data.journal == ("plan.journal.sqlite" if journal_store.kind == SQLITE else "plan")
     assert data.totals.moved == 7 and data.totals.skipped == 1 and data.totals.failed == 1
     assert data.totals.bytes == 4000 + 3 * 1024
     assert data.started == STARTED and data.seconds == SECONDS
@@ -87,28 +91,28 @@ def test_report_is_self_contained(data: ReportData) -> None:
     assert "<link" not in html and "<img" not in html and "url(" not in html and "@import" not in html
 
 
-def test_all_verified(tmp_path: Path) -> None:
-    data = from_journal(write_journal(tmp_path / "j.sqlite", problems=False), now=NOW)
+def test_all_verified(journal_store: JournalStore) -> None:
+    data = report_of(write_journal(journal_store.place("j"), problems=False), now=NOW)
     assert data.verdict == "verified" and data.problems == 0
     html = render_html(data)
     assert "All 7 messages moved and verified" in html
     assert "Nothing: every message that was meant to move has moved." in html
 
 
-def test_a_stopped_run_is_not_all_well(tmp_path: Path) -> None:
-    path = write_journal(tmp_path / "j.sqlite", problems=False)
-    journal = Journal(path)
+def test_a_stopped_run_is_not_all_well(journal_store: JournalStore) -> None:
+    place = write_journal(journal_store.place("j"), problems=False)
+    journal = journal_store.open("j")
     last = json.loads(journal.meta("last_run") or "{}")
     journal.set_meta("last_run", json.dumps({**last, "stopped": "the mailbox is full"}))
     journal.shut()
-    data = from_journal(path, now=NOW)
+    data = report_of(place, now=NOW)
     assert data.verdict == "problems" and data.problems == 0
     html = render_html(data)
     assert "The migration stopped before the end" in html and "the mailbox is full" in html
 
 
-def test_not_yet_verified(tmp_path: Path) -> None:
-    data = from_journal(write_journal(tmp_path / "j.sqlite", problems=False, verified=False), now=NOW)
+def test_not_yet_verified(journal_store: JournalStore) -> None:
+    data = report_of(write_journal(journal_store.place("j"), problems=False, verified=False), now=NOW)
     assert data.verdict == "not verified" and data.verification is None
     assert "7 messages moved, not yet verified" in render_html(data)
 
@@ -133,20 +137,20 @@ def test_a_plan_finds_its_journal(tmp_path: Path) -> None:
         from_path(tmp_path / "other.yaml")
 
 
-def test_a_journal_from_a_newer_version_is_refused(tmp_path: Path) -> None:
-    path = write_journal(tmp_path / "j.sqlite")
-    journal = Journal(path)
+def test_a_journal_from_a_newer_version_is_refused(journal_store: JournalStore) -> None:
+    place = write_journal(journal_store.place("j"))
+    journal = journal_store.open("j")
     last = json.loads(journal.meta("last_run") or "{}")
     journal.set_meta("last_run", json.dumps({**last, "version": 2}))
     journal.shut()
     with pytest.raises(UserError, match="'last_run' this version cannot read"):
-        from_journal(path)
+        report_of(place)
 
 
-def test_an_empty_journal_says_what_to_do(tmp_path: Path) -> None:
-    Journal(tmp_path / "j.sqlite").shut()
+def test_an_empty_journal_says_what_to_do(journal_store: JournalStore) -> None:
+    journal_store.open("j").shut()
     with pytest.raises(UserError, match="holds no plan and no run"):
-        from_journal(tmp_path / "j.sqlite")
+        report_of(journal_store.place("j"))
 
 
 def test_cli_writes_html_and_json(tmp_path: Path) -> None:

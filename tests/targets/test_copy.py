@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from migrate.crlf import to_crlf
+from migrate.engine.journal import JournalPlace
 from migrate.engine.retry import RetryPolicy
 from migrate.engine.runner import RunResult
 from migrate.errors import ExitCode, MigrateError
@@ -21,6 +22,7 @@ from migrate.targets import Failure, Target, TargetOptions, open_target
 from tests import corpus
 from tests.conftest import shared_dir
 from tests.servers.dovecot import Dovecot
+from tests.stores import JournalStore
 from tests.targets.cases import PASSWORD, dovecot_account, drop_sessions
 from tests.targets.fakes import MemorySource, MemoryTarget, Script, message
 from tests.targets.runs import RecordedWaits, plan_for, run
@@ -37,7 +39,7 @@ TRICKY: dict[tuple[str, ...], list[bytes]] = {
 }
 
 
-def _run(source: MemorySource, target: MemoryTarget, journal: Path, retry: RetryPolicy | None = None,
+def _run(source: MemorySource, target: MemoryTarget, journal: JournalPlace, retry: RetryPolicy | None = None,
          events: list[Progress] | None = None, filters: Filters | None = None) -> RunResult:
     return run(plan_for(source, target.url, filters), lambda: source, lambda: target, journal, retry,
                events.append if events is not None else None)
@@ -48,35 +50,35 @@ def totals(result: RunResult) -> tuple[int, int, int, int]:
 
 
 @pytest.mark.parametrize("raw", [True, False], ids=["keeps-bytes", "rebuilds-mime"])
-def test_a_second_run_duplicates_nothing_and_copies_true_duplicates(raw: bool, tmp_path: Path) -> None:
+def test_a_second_run_duplicates_nothing_and_copies_true_duplicates(raw: bool, journal_store: JournalStore) -> None:
     target = MemoryTarget(raw=raw)
-    first = _run(MemorySource(TRICKY), target, tmp_path / "journal.sqlite")
+    first = _run(MemorySource(TRICKY), target, journal_store.place("journal"))
     assert totals(first) == (9, 0, 0, 0) and first.exit_code is ExitCode.OK
     held = {path: target.digests(path) for path in target.folders}
-    again = _run(MemorySource(TRICKY), target, tmp_path / "journal.sqlite")
+    again = _run(MemorySource(TRICKY), target, journal_store.place("journal"))
     assert totals(again) == (0, 0, 0, 9)  # the journal knows them all
     # A new journal (the first one lost, or the mail put there by another tool): the target alone knows.
-    fresh = _run(MemorySource(TRICKY), target, tmp_path / "other.sqlite")
+    fresh = _run(MemorySource(TRICKY), target, journal_store.place("other"))
     assert totals(fresh) == (0, 9, 0, 0) and fresh.exit_code is ExitCode.OK
     assert {path: target.digests(path) for path in target.folders} == held
 
 
-def test_a_message_added_to_the_source_since_is_the_only_one_copied(tmp_path: Path) -> None:
+def test_a_message_added_to_the_source_since_is_the_only_one_copied(journal_store: JournalStore) -> None:
     target = MemoryTarget()
-    _run(MemorySource(TRICKY), target, tmp_path / "first.sqlite")
+    _run(MemorySource(TRICKY), target, journal_store.place("first"))
     grown = {path: [*messages] for path, messages in TRICKY.items()}
     grown[("INBOX",)].append(message(3, None, body="same size? no: new"))
     grown[("INBOX",)].append(message(1))  # a third copy of a message that has two
-    result = _run(MemorySource(grown), target, tmp_path / "second.sqlite")
+    result = _run(MemorySource(grown), target, journal_store.place("second"))
     assert totals(result)[:2] == (2, 9)
     assert len(target.folders[("Inbox",)]) == 9
 
 
-def test_an_upload_whose_answer_was_lost_is_not_sent_again(tmp_path: Path) -> None:
+def test_an_upload_whose_answer_was_lost_is_not_sent_again(journal_store: JournalStore) -> None:
     # INBOX:0 has a Message-ID, INBOX:3 has none; both were stored although the answer said RETRY.
     target = MemoryTarget(script=Script(store_but_retry={"INBOX:0", "INBOX:3"}))
     retry = RecordedWaits()
-    result = _run(MemorySource(TRICKY), target, tmp_path / "journal.sqlite", retry)
+    result = _run(MemorySource(TRICKY), target, journal_store.place("journal"), retry)
     assert totals(result) == (9, 0, 0, 0)
     assert len(target.folders[("Inbox",)]) == 7
     sent = Counter(key for batch in target.uploads for key in batch)

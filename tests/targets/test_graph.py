@@ -4,6 +4,7 @@ against Microsoft's schema (a violation fails the test), the same store EWS serv
 from __future__ import annotations
 
 import json
+import ssl
 from collections import Counter
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -302,7 +303,7 @@ def test_import_mime_without_its_permission_is_refused_per_item(tenant: Sandbox,
 def test_an_invalid_body_is_recorded_and_refused(tenant: Sandbox, tmp_path: Path) -> None:
     token = provider(tenant, tmp_path / "config").token()
     inbox = f"{tenant.graph_url}/users/{ALICE}/mailFolders/inbox/messages"
-    with httpx.Client(verify=str(tenant.ca_path)) as client:
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(tenant.ca_path))) as client:
         answer = client.post(inbox, headers={"Authorization": f"Bearer {token}"},
                              content=json.dumps({"subject": 5, "toRecipients": [{"emailAddress": {"adress": "x"}}]}),
                              )
