@@ -1,8 +1,9 @@
 """How long to wait before an upload the target refused for now is tried again, and how often.
 
 Only a passing failure (Failure.RETRY: throttling, a dropped connection) is tried again. The wait
-doubles at each try, and a server's own request (Retry-After) is honoured when it asks for longer,
-up to a ceiling: a run must not sleep for hours on one bad answer.
+doubles at each try; an answer that names its wait (ServerBusy's BackOffMilliseconds, Retry-After)
+is waited exactly that long, up to a ceiling: the service knows when its budget frees, a longer wait
+only wastes it, and a run must not sleep for hours on one bad answer.
 """
 
 from __future__ import annotations
@@ -22,5 +23,6 @@ class RetryPolicy:
 
     def wait(self, attempt: int, asked: float | None) -> float:
         """The wait after try number `attempt` (from 1) failed, the server having `asked` for so many seconds."""
-        backoff = self.first_wait * 2 ** (attempt - 1)
-        return min(max(backoff, asked or 0.0), self.longest_wait)
+        if asked:
+            return min(asked, self.longest_wait)
+        return min(self.first_wait * 2 ** (attempt - 1), self.longest_wait)

@@ -96,6 +96,17 @@ def test_retry_after_is_honoured_and_capped(tmp_path: Path) -> None:
     assert any(e.note and "target busy: waiting" in e.note for e in events)
 
 
+def test_a_short_wait_the_service_names_is_not_stretched(tmp_path: Path) -> None:
+    """A budget that frees in a quarter of a second (ServerBusy's BackOffMilliseconds) is waited a quarter of a
+    second, not the two seconds a failure without a named wait gets: the longer wait would only leave the
+    mailbox's budget unused."""
+    retry = RecordedWaits()
+    target = MemoryTarget(script=Script(retry={"INBOX:1": [0.25, 0.25]}))
+    result = _run(MemorySource(TRICKY), target, tmp_path / "journal.sqlite", retry)
+    assert retry.waits == [0.25, 0.25] and result.total("failed") == 0
+    assert RetryPolicy().wait(3, 0.25) == 0.25 and RetryPolicy().wait(3, None) == 8.0
+
+
 def test_back_off_grows_then_gives_up_and_says_so(tmp_path: Path) -> None:
     retry = RecordedWaits()
     target = MemoryTarget(script=Script(retry={"INBOX:1": [None] * 9}))
