@@ -20,7 +20,7 @@ import pytest
 
 from migrate import samplebox
 from migrate.sandbox.server import Sandbox
-from migrate.sandbox.testing import strict_config
+from migrate.sandbox.testing import check_schema_errors, strict_config
 from tests import corpus
 from tests.servers.dovecot import Dovecot
 
@@ -278,8 +278,7 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
         yield sb
     finally:
         sb.stop()
-        if sb.schema_errors:
-            pytest.fail("EWS schema violations:\n" + "\n".join(str(v) for v in sb.schema_errors[:20]), pytrace=False)
+        check_schema_errors(sb)
 
 
 def test_a_batch_into_the_exchange_sandbox_over_ews(mailboxes: Mailboxes, dovecot: Dovecot, sandbox: Sandbox,

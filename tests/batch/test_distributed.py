@@ -25,7 +25,7 @@ import pytest
 
 from migrate import samplebox
 from migrate.sandbox.server import Sandbox
-from migrate.sandbox.testing import strict_config
+from migrate.sandbox.testing import check_schema_errors, strict_config
 from tests import corpus
 from tests.batch.test_batch_run import assert_same_mailbox, cli, grep_secrets
 from tests.conftest import IN_CI
@@ -166,8 +166,7 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
         yield sb
     finally:
         sb.stop()
-        if sb.schema_errors:
-            pytest.fail("EWS schema violations:\n" + "\n".join(str(v) for v in sb.schema_errors[:20]), pytrace=False)
+        check_schema_errors(sb)
 
 
 def test_twenty_mailboxes_into_the_sandbox_on_two_workers_one_killed(dovecot: Dovecot, sandbox: Sandbox,

@@ -17,7 +17,7 @@ import pytest
 from migrate import samplebox
 from migrate.samplebox import FolderRole
 from migrate.sandbox.server import Sandbox
-from migrate.sandbox.testing import strict_config
+from migrate.sandbox.testing import check_schema_errors, strict_config
 from tests import corpus
 from tests.batch import test_distributed as distributed
 from tests.batch.test_distributed import (
@@ -48,8 +48,7 @@ def throttled(tmp_path: Path) -> Iterator[Sandbox]:
         yield sb
     finally:
         sb.stop()
-        if sb.schema_errors:
-            pytest.fail("EWS schema violations:\n" + "\n".join(str(v) for v in sb.schema_errors[:20]), pytrace=False)
+        check_schema_errors(sb)
 
 
 class Transitions:
