@@ -97,4 +97,14 @@ def _child(stdin: Any, stdout: Any, stderr: Any, environ: dict[str, str], cwd: s
     with contextlib.suppress(OSError):
         os.chdir(cwd)
     module, _, function = main.partition(":")
-    sys.exit(getattr(importlib.import_module(module), function)())
+    try:
+        code = getattr(importlib.import_module(module), function)()
+    except KeyboardInterrupt:
+        # A SIGINT before the worker's own handling began: a fresh interpreter then ends by that signal,
+        # where multiprocessing would report exit code 1 as for a crash.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+        raise
+    sys.exit(code)

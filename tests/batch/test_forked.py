@@ -62,3 +62,18 @@ def test_sigint_and_sigkill_reach_it_and_show_in_the_exit_code(tmp_path: Path) -
     worker.kill()
     assert worker.wait() == -signal.SIGKILL
     os.close(stdin)
+
+
+def test_a_sigint_before_the_worker_handles_it_ends_it_by_that_signal(tmp_path: Path) -> None:
+    """As a fresh interpreter would end; multiprocessing alone reports 1, which reads as a crash."""
+    stdin_r, stdin_w = os.pipe()
+    stdout_r, stdout_w = os.pipe()
+    with (tmp_path / "worker.log").open("ab") as err:
+        worker = ForkedWorker(stdin_r, stdout_w, err.fileno(), main="tests.batch.forked_probe:unguarded")
+    os.close(stdin_r)
+    os.close(stdout_w)
+    with open(stdout_r, encoding="utf-8") as out:
+        assert out.readline().strip() == "waiting"
+        worker.send_signal(signal.SIGINT)
+        assert worker.wait() == -signal.SIGINT
+    os.close(stdin_w)
