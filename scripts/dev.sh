@@ -50,6 +50,9 @@ venv() {
   fi
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
   "$VENV/bin/python" -m pip install -q -e ".${extras}"
+  # The bytecode a regular pip install compiles: an editable one leaves it to the first import, which
+  # never writes it where PYTHONDONTWRITEBYTECODE is set, and each run would compile the package again.
+  "$VENV/bin/python" -m compileall -q migrate >/dev/null
 }
 
 case "${1:-}" in
