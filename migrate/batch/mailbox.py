@@ -78,6 +78,7 @@ def move_mailbox(job: Job, secrets: Secrets, emit: Emit) -> Outcome:
 
     emit({"event": "state", "state": "planning", "phase": "inventory"})
     plan = _reused_plan(folder, job)
+    reused = plan is not None
     if plan is None:
         plan, _ = plan_migration(source, target, job.filters, report=counter)
         narrow(plan, job.include_folders, job.user_root)
@@ -88,7 +89,10 @@ def move_mailbox(job: Job, secrets: Secrets, emit: Emit) -> Outcome:
     emit({"event": "planned", "messages": planned, "bytes": plan.estimate.bytes if plan.estimate else 0})
 
     emit({"event": "state", "state": "running", "phase": "upload"})
-    result = run_plan(plan, journal, workers=job.workers, report=counter, retry_failed=job.retry_failed)
+    # A plan made a moment ago was checked by its preflight; one kept from before is checked again (a tenant
+    # changes: EWS blocked since, consent revoked).
+    result = run_plan(plan, journal, workers=job.workers, report=counter, retry_failed=job.retry_failed,
+                      preflight=reused)
     write_atomically(folder / RESULT, json.dumps(result.as_json(), indent=2, ensure_ascii=False, default=str) + "\n")
     totals = journal_totals(journal, planned)
     if result.stopped:

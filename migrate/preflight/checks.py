@@ -57,7 +57,8 @@ def check(reach: Reach, transport: Transport, kinds: tuple[ItemKind, ...]) -> li
     refused: Finding | None = None
     try:
         with open_target(reach.urls[transport], TargetOptions(token=token, ca_file=reach.ca_file,
-                                                              insecure=reach.insecure, timeout=60.0)) as target:
+                                                              insecure=reach.insecure, timeout=60.0,
+                                                              shared=False)) as target:
             for kind in kinds:
                 if refused is not None and _mailbox_wide(refused):
                     found.append(Finding(transport, kind, Status.REFUSED, refused.reason, refused.fix))

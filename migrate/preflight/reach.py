@@ -3,6 +3,8 @@ URL per transport. No secret is held here: tokens come from the MSAL layer when 
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -15,7 +17,12 @@ from migrate.preflight.endpoints import EXCHANGE_URL_SCHEMES, GRAPH_ENDPOINT, ma
 
 
 def token_provider(conn: Connection, transport: Transport) -> Callable[[], str]:
+    """The token source for a target and transport: one per process for the same app, mailbox and secret.
+    A mailbox's move opens its target many times (preflight, the run's connections, verification), and each
+    new MSAL application asks the authority for its OpenID configuration again before its first token."""
     from migrate.auth import AuthSettings, TokenProvider, client_credential
+    from migrate.auth.credentials import ClientSecret
+    from migrate.errors import MigrateError
 
     assert conn.sign_in is not None
     s = conn.sign_in
@@ -25,7 +32,23 @@ def token_provider(conn: Connection, transport: Transport) -> Callable[[], str]:
                                        else None, Path(s.certificate) if s.certificate else None)
     settings = AuthSettings(transport, tenant=s.tenant, client_id=s.client_id, authority=s.authority,
                             credential=credential, ca_file=Path(s.ca_file) if s.ca_file else None)
-    return TokenProvider(settings, mailbox=mailbox_of(conn.url))
+    mailbox = mailbox_of(conn.url)
+    try:
+        # The secret's digest, not the secret, tells a changed secret apart: a new provider signs in with it.
+        secret = hashlib.sha256(credential.value().encode()).hexdigest() if isinstance(credential, ClientSecret) \
+            else (str(s.certificate), Path(s.certificate).stat().st_mtime_ns) if s.certificate else None
+    except (MigrateError, OSError):
+        return TokenProvider(settings, mailbox=mailbox)  # the sign-in says what is wrong, as before
+    key = (transport, s.tenant, s.client_id, s.authority, s.ca_file, mailbox, secret)
+    with _providers_lock:
+        provider = _providers.get(key)
+        if provider is None:
+            provider = _providers[key] = TokenProvider(settings, mailbox=mailbox)
+    return provider
+
+
+_providers: dict[object, Callable[[], str]] = {}
+_providers_lock = threading.Lock()
 
 
 def is_microsoft_365(conn: Connection) -> bool:

@@ -43,6 +43,9 @@ class TargetOptions:
     ca_file: Path | None = None
     timeout: float = 120.0
     extra: dict[str, str] = field(default_factory=dict)
+    # May share what it knows of the mailbox (folders, connections) with other targets on it in this process?
+    # Not a probe, which must ask the server (preflight: the tenant may have changed a moment ago).
+    shared: bool = True
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,10 @@ import datetime as dt
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
@@ -55,7 +56,7 @@ from exchangelib import (
     errors,
 )
 from exchangelib.credentials import OAuth2AuthorizationCodeCredentials
-from exchangelib.folders import Calendar, Contacts
+from exchangelib.folders import Calendar, Contacts, Root
 from exchangelib.protocol import close_connections
 
 from migrate.crlf import to_crlf
@@ -267,6 +268,37 @@ class TokenCredentials(OAuth2AuthorizationCodeCredentials):
     __str__ = __repr__
 
 
+# What the targets on one mailbox in a process know of its folders. A mailbox's move opens its target several
+# times (the run's reader and upload lanes, then verification), and each exchangelib Account learns the folder
+# tree afresh: the distinguished folders and a deep FindFolder, about a third of a small mailbox's requests.
+# Found once, a folder's id serves every target, each on its own Account and connections (one pool shared by
+# threads would meet exchangelib's pool shrinking under ErrorServerBusy). Kept KEEP_SECONDS after its last use.
+KEEP_SECONDS = 120.0
+
+
+@dataclass
+class _Directory:
+    folders: dict[tuple[ItemKind, tuple[str, ...]], tuple[str, type[Folder]]] = field(default_factory=dict)
+    made: set[str] = field(default_factory=set)  # folders made in this process, not written to since: empty
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one target makes a folder at a time
+    used: float = field(default_factory=time.monotonic)
+
+
+_DIRECTORIES: dict[tuple[str, str], _Directory] = {}
+_DIRECTORIES_LOCK = threading.Lock()
+
+
+def _directory(endpoint: str, mailbox: str) -> _Directory:
+    with _DIRECTORIES_LOCK:
+        now = time.monotonic()
+        for key, kept in list(_DIRECTORIES.items()):
+            if now - kept.used > KEEP_SECONDS:
+                del _DIRECTORIES[key]
+        found = _DIRECTORIES.setdefault((endpoint.lower(), mailbox.lower()), _Directory())
+        found.used = now
+        return found
+
+
 @dataclass(frozen=True)
 class Where:
     mailbox: str
@@ -377,6 +409,8 @@ class EwsTarget(Target):
         self._credentials: TokenCredentials | None = None
         self._account: Account | None = None
         self._folders: dict[str, Folder] = {}
+        # A probe (preflight) asks the server; other targets share what is known of the mailbox's folders.
+        self._shelf = _directory(place.endpoint, place.mailbox) if options.shared else None
         register_properties()
         _trust(place.endpoint, options)
         self._trusted = options.ca_file is not None or options.insecure
@@ -461,6 +495,16 @@ class EwsTarget(Target):
 
     # folders
 
+    def _known(self, account: Account, path: tuple[str, ...], kind: ItemKind) -> Folder | None:
+        """A folder another target in this process found: bound to this target's account, without a request."""
+        if self._shelf is None:
+            return None
+        found = self._shelf.folders.get((kind, path))
+        if found is None:
+            return None
+        folder_id, cls = found
+        return cls(root=Root(account=account), id=folder_id)
+
     def _well_known(self, account: Account, name: str) -> Folder | None:
         key = name.casefold()
         if key == "inbox":
@@ -489,6 +533,8 @@ class EwsTarget(Target):
         folder = cls(parent=parent, name=name)
         try:
             folder.save()
+            if self._shelf is not None:
+                self._shelf.made.add(folder.id)
         except errors.ErrorFolderExists:
             # Made by another connection meanwhile (this one's folder cache is older): list again.
             parent.root.clear_cache()
@@ -522,7 +568,13 @@ class EwsTarget(Target):
                 folder = self._child(folder, name, cls)
             return folder
 
-        folder = self._call(make)
+        account = self._call(lambda account: account)
+        folder = self._known(account, path, kind)
+        if folder is None:
+            with self._shelf.lock if self._shelf is not None else nullcontext():  # not made twice at once
+                folder = self._known(account, path, kind) or self._call(make)
+            if self._shelf is not None:
+                self._shelf.folders[(kind, path)] = (folder.id, type(folder))
         self._folders[folder.id] = folder
         return TargetFolder(path, folder.id, kind=kind)
 
@@ -579,6 +631,8 @@ class EwsTarget(Target):
             else:
                 pending.append((n, raw))
         if pending:
+            if self._shelf is not None:
+                self._shelf.made.discard(folder.id)  # it holds items from now on (or may, if the call fails)
             ews_folder = self._folder(folder)
             for batch in self._batches(pending):
                 if folder.kind is ItemKind.MAIL:
@@ -776,6 +830,8 @@ class EwsTarget(Target):
 
     def existing(self, folder: TargetFolder) -> Iterator[ExistingMessage]:
         ews_folder = self._folder(folder)
+        if self._shelf is not None and folder.id in self._shelf.made:
+            return  # made a moment ago for this move, nothing written since: a FindItem fewer per folder
         if folder.kind is not ItemKind.MAIL:
             fields = self.PIM_FIELDS[folder.kind]
             yield from self._call(lambda account: [self._existing_pim(i) for i in ews_folder.all().only(*fields)])
@@ -831,7 +887,10 @@ class EwsTarget(Target):
 
 
 def close_all() -> None:
-    """Drop exchangelib's cached protocols (per endpoint and credentials): for tests and long-lived processes."""
+    """Drop exchangelib's cached protocols (per endpoint and credentials) and what is known of mailboxes'
+    folders: for tests and long-lived processes."""
+    with _DIRECTORIES_LOCK:
+        _DIRECTORIES.clear()
     close_connections()
 
 
