@@ -78,6 +78,17 @@ def write_csv(path: Path, sources: list[Path], round_tag: str) -> Path:
     return path
 
 
+def wait_until_ready(logs: list[Path], procs: list[subprocess.Popen[bytes]], timeout: float = 180.0) -> None:
+    """Until each worker's log says Celery's "ready." (its INFO line once it consumes tasks)."""
+    deadline = time.monotonic() + timeout
+    while not all(log.exists() and " ready." in log.read_text(errors="replace") for log in logs):
+        if any(proc.poll() is not None for proc in procs):
+            sys.exit("a worker ended before it was ready: see " + ", ".join(str(log) for log in logs))
+        if time.monotonic() > deadline:
+            sys.exit(f"the workers were not ready after {timeout:.0f} s: see their logs")
+        time.sleep(0.2)
+
+
 def run_round(workers: int, sources: list[Path], sandbox: Sandbox, redis: Redis, postgres: Postgres, work: Path,
               args: argparse.Namespace) -> Outcome:
     tag = f"w{workers}x"
@@ -92,6 +103,9 @@ def run_round(workers: int, sources: list[Path], sandbox: Sandbox, redis: Redis,
                               env=env, stdout=subprocess.DEVNULL, stderr=(work / f"{tag}-{n}.log").open("ab"),
                               stdin=subprocess.DEVNULL) for n in range(workers)]
     try:
+        # The clock starts when every worker is up, as a consultant's are long before a batch is sent: four
+        # workers booting at once on two CPUs would otherwise count against the speed-up.
+        wait_until_ready([work / f"{tag}-{n}.log" for n in range(workers)], procs)
         csv = write_csv(work / f"{tag}.csv", sources, tag)
         psutil.cpu_percent()  # starts the machine-wide CPU count
         started = time.monotonic()

@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import email
 import email.policy
+import functools
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -186,8 +187,13 @@ def _walk(msg: Message, facts: MessageFacts) -> None:
         facts.body = xml_safe(plain)
 
 
+@functools.lru_cache(maxsize=1024)
 def message_facts(raw: bytes) -> MessageFacts:
-    """Properties Exchange extracts from MIME. Never raises; unknown or broken values are left out."""
+    """Properties Exchange extracts from MIME. Never raises; unknown or broken values are left out.
+
+    Kept for the last messages seen (callers only read them): an item is rendered again for each FindItem and
+    GetItem that names it, and parsing its MIME each time made the sandbox, one process for every mailbox of
+    a batch, the slowest part of a tenant move on loopback."""
     facts = MessageFacts()
     try:
         msg = email.message_from_bytes(raw, policy=email.policy.compat32)
