@@ -185,6 +185,9 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("sandbox failed on %s %s", self.command, path)
             response = Response(500, b"Server Error in '/EWS' Application", content_type="text/plain",
                                 operation="crash")
+        # Recorded before it goes out: a client that has its answer finds the request in the log (with
+        # TCP_NODELAY the answer can arrive before this thread would get to it after the write).
+        self.server.sandbox.record(request, response)
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
@@ -193,7 +196,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
-        self.server.sandbox.record(request, response)
 
 
 class Sandbox:
