@@ -17,7 +17,7 @@ from migrate.engine.verify import Verification, check_folder
 from migrate.errors import ExitCode, MigrateError, UserError
 from migrate.inventory import Inventory, take_inventory
 from migrate.model import ItemKind, MessageRef
-from migrate.plan import Connection, Exclusion, Filters, Plan, Transports, make_plan
+from migrate.plan import Connection, Exclusion, Filters, Plan, Transports, make_plan, plan_json
 from migrate.progress import Reporter, silent
 from migrate.secrets import secret_provider
 from migrate.sources import Source, SourceOptions, open_source
@@ -206,7 +206,7 @@ def run_plan(plan: Plan, journal_path: JournalPlace, workers: int | None = None,
         check_before_run(plan, chosen, on_preflight)
     journal = open_journal(journal_path) if not dry_run else Journal(Path(":memory:"))
     try:
-        journal.set_meta("plan", plan.model_dump_json())
+        journal.set_meta("plan", plan_json(plan))
         if retry_failed:
             journal.reopen_failed()
         result = Runner(plan, lambda: open_plan_source(plan), lambda: open_plan_target(plan), journal,

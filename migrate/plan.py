@@ -8,13 +8,16 @@ a file), never their values.
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import fnmatch
+import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
+from typing import TYPE_CHECKING, Any, Literal
 
 from migrate.errors import UserError
 from migrate.inventory import EXCHANGE_ABSOLUTE_LIMIT, Inventory
@@ -22,18 +25,25 @@ from migrate.mapping import collision_key, name_problem, target_paths
 from migrate.model import FolderRole, ItemKind
 from migrate.targets.base import target_kinds
 
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
 PLAN_VERSION: Literal[1] = 1
 MB = 1024 * 1024
 # Exchange Online's import budget per mailbox (DOMAIN.md): about 150 MB per 5 minutes.
 EXCHANGE_ONLINE_BYTES_PER_SECOND = 150 * MB / 300
 
+# The plan's parts are plain dataclasses, validated by pydantic only when a plan is read from a file
+# (load_plan, plan_from_json): a run planned in memory never imports pydantic, whose import and
+# schema building cost a tenth of a second of every start. pydantic reads `__pydantic_config__`.
+_STRICT = {"extra": "forbid"}
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
-
-class SignIn(Strict):
+@dataclass(kw_only=True)
+class SignIn:
     """Microsoft 365 sign-in for an Exchange target (EWS, or IMAP with OAuth): the app, never its secret."""
+
+    __pydantic_config__ = _STRICT
 
     tenant: str
     client_id: str
@@ -44,8 +54,11 @@ class SignIn(Strict):
     ca_file: str | None = None  # trust this CA for the authority (the local sandbox)
 
 
-class Connection(Strict):
+@dataclass(kw_only=True)
+class Connection:
     """How to reach one end, without its secret."""
+
+    __pydantic_config__ = _STRICT
 
     url: str
     password_env: str | None = None
@@ -54,29 +67,43 @@ class Connection(Strict):
     insecure: bool = False
     ca_file: str | None = None
     sign_in: SignIn | None = None
-    # A secret handed to this process alone (a batch row's password, passed down a pipe): a private
-    # attribute, so it is never read from a plan file, never saved, never shown in a repr.
-    _secret: SecretStr | None = PrivateAttr(default=None)
+
+    def __post_init__(self) -> None:
+        # A secret handed to this process alone (a batch row's password, passed down a pipe): not a
+        # field, so it is never read from a plan file, never saved, never shown in a repr.
+        self._secret: Callable[[], str] | None = None
 
     def with_secret(self, secret: str | None) -> Connection:
         """The same connection holding `secret` in memory; it wins over password_env and password_file."""
-        held = self.model_copy()
-        held._secret = SecretStr(secret) if secret is not None else None
+        held = dataclasses.replace(self)
+        held._secret = _holder(secret) if secret is not None else None
         return held
 
     def held_secret(self) -> Callable[[], str] | None:
-        secret = self._secret
-        return None if secret is None else secret.get_secret_value
+        return self._secret
 
 
-class Filters(Strict):
+def _holder(secret: str) -> Callable[[], str]:
+    def secret_value() -> str:
+        return secret
+
+    return secret_value
+
+
+@dataclass(kw_only=True)
+class Filters:
+    __pydantic_config__ = _STRICT
+
     since: date | None = None
     until: date | None = None
-    exclude_folders: list[str] = Field(default_factory=list)  # globs on the source folder name
+    exclude_folders: list[str] = field(default_factory=list)  # globs on the source folder name
     max_message_size: int = EXCHANGE_ABSOLUTE_LIMIT
 
 
-class FolderPlan(Strict):
+@dataclass(kw_only=True)
+class FolderPlan:
+    __pydantic_config__ = _STRICT
+
     source: str  # the folder's name as the source shows it
     path: list[str]  # the same, level by level
     target: list[str]  # where it lands, as Exchange names it
@@ -85,46 +112,74 @@ class FolderPlan(Strict):
     include: bool = True
     messages: int = 0
     bytes: int = 0
-    years: dict[int, int] = Field(default_factory=dict)  # messages by year received, from the inventory
+    years: dict[int, int] = field(default_factory=dict)  # messages by year received, from the inventory
     note: str | None = None
 
 
-class Exclusion(Strict):
+@dataclass(kw_only=True)
+class Exclusion:
+    __pydantic_config__ = _STRICT
+
     folder: str
     message: str | None = None  # a source key, or None for a whole folder
     reason: str
 
 
-class Estimate(Strict):
+@dataclass(kw_only=True)
+class Estimate:
+    __pydantic_config__ = _STRICT
+
     messages: int
     bytes: int
     seconds: float
     basis: str
 
 
-class Transports(Strict):
+TRANSPORT_WORDS = {"mail": ("ews", "imap", "graph"), "calendars": ("ews", "graph"), "contacts": ("ews", "graph")}
+CHOSEN_BY = ("preflight", "--transport", "by hand")
+
+
+@dataclass(kw_only=True)
+class Transports:
     """Which transport carries each kind of item into an m365:// target: chosen by preflight, or by --transport.
     Edit it to choose by hand (ews, imap or graph; calendars and contacts not by imap)."""
+
+    __pydantic_config__ = _STRICT
 
     mail: Literal["ews", "imap", "graph"] | None = None
     calendars: Literal["ews", "graph"] | None = None
     contacts: Literal["ews", "graph"] | None = None
     chosen_by: Literal["preflight", "--transport", "by hand"] = "preflight"
 
+    def __post_init__(self) -> None:
+        # pydantic checks a plan file's words; this catches a program's own mistake as early.
+        for kind, allowed in TRANSPORT_WORDS.items():
+            if getattr(self, kind) not in (None, *allowed):
+                raise ValueError(f"{kind}: {getattr(self, kind)!r} is not one of {', '.join(allowed)}")
+        if self.chosen_by not in CHOSEN_BY:
+            raise ValueError(f"chosen_by: {self.chosen_by!r} is not one of {', '.join(CHOSEN_BY)}")
+
     def routes(self) -> dict[ItemKind, str]:
         found = {ItemKind.MAIL: self.mail, ItemKind.EVENT: self.calendars, ItemKind.CONTACT: self.contacts}
         return {k: v for k, v in found.items() if v is not None}
 
 
-class Plan(Strict):
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(kw_only=True)
+class Plan:
+    __pydantic_config__ = _STRICT
+
     version: Literal[1] = PLAN_VERSION
-    created: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    created: datetime = field(default_factory=_now)
     source: Connection
     target: Connection
     dedupe: bool = True
-    filters: Filters = Field(default_factory=Filters)
-    folders: list[FolderPlan] = Field(default_factory=list)
-    excluded: list[Exclusion] = Field(default_factory=list)
+    filters: Filters = field(default_factory=Filters)
+    folders: list[FolderPlan] = field(default_factory=list)
+    excluded: list[Exclusion] = field(default_factory=list)
     estimate: Estimate | None = None
     transports: Transports | None = None  # m365:// targets only
 
@@ -133,6 +188,45 @@ class Plan(Strict):
 
     def folder(self, name: str) -> FolderPlan | None:
         return next((f for f in self.folders if f.source == name), None)
+
+
+def plain(value: Any) -> Any:
+    """A plan (or any part of it) as JSON's types, in the form pydantic writes and reads back."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        text = value.isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def plan_json(plan: Plan) -> str:
+    """The plan as one line of JSON (kept in the journal, for the report)."""
+    return json.dumps(plain(plan), ensure_ascii=False, separators=(",", ":"))
+
+
+@cache
+def _plan_adapter() -> TypeAdapter[Plan]:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(Plan)
+
+
+def plan_from_data(data: Any) -> Plan:
+    """A plan from JSON's types, validated (pydantic.ValidationError names what is wrong)."""
+    return _plan_adapter().validate_python(data)
+
+
+def plan_from_json(text: str) -> Plan:
+    return _plan_adapter().validate_json(text)
 
 
 def make_plan(
@@ -208,7 +302,7 @@ def _safe_target(path: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def save_plan(plan: Plan, path: Path) -> None:
-    data = plan.model_dump(mode="json", exclude_none=False)
+    data = plain(plan)
     header = (
         "# o365-migrate plan: edit 'include', 'target', 'filters' or 'dedupe', then run:\n"
         f"#   o365-migrate run {path}\n"
@@ -240,13 +334,17 @@ def load_plan(path: Path) -> Plan:
                         hint="fix the file, or make it again with o365-migrate plan") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: a plan is a YAML mapping", hint="make one with: o365-migrate plan") from None
+    from pydantic import ValidationError
+
     try:
-        return Plan.model_validate(data)
+        return plan_from_data(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         line_no = _line_of(node, first["loc"])
-        raise UserError(f"{path}{f' line {line_no}' if line_no else ''}: {where}: {first['msg']}"
+        # A stdlib dataclass's unknown key reads "Unexpected keyword argument": say it in a plan's words.
+        what = "not a field of a plan (misspelt?)" if first["type"] == "unexpected_keyword_argument" else first["msg"]
+        raise UserError(f"{path}{f' line {line_no}' if line_no else ''}: {where}: {what}"
                         + (f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""),
                         hint="correct the value, or make the plan again") from None
 

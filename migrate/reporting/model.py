@@ -7,7 +7,9 @@ time after a run, on any machine, without the source or the target.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -18,7 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 from migrate.engine.journal import Journal, journal_for_plan
 from migrate.errors import UserError
 from migrate.model import Fidelity
-from migrate.plan import Plan
+from migrate.plan import plan_from_json
 
 REPORT_VERSION: Literal[1] = 1
 MB = 1024 * 1024
@@ -220,15 +222,15 @@ class _VerificationDoc(BaseModel):
     folders: list[_FolderCheckDoc] = Field(default_factory=list)
 
 
-_Doc = TypeVar("_Doc", bound=BaseModel)
+_Doc = TypeVar("_Doc")
 
 
-def _meta(journal: Journal, key: str, model: type[_Doc]) -> _Doc | None:
+def _meta(journal: Journal, key: str, read: Callable[[str], _Doc]) -> _Doc | None:
     text = journal.meta(key)
     if text is None:
         return None
     try:
-        return model.model_validate_json(text)
+        return read(text)
     except ValidationError as exc:
         raise UserError(f"the journal {journal.path} holds a '{key}' this version cannot read "
                         f"({exc.errors()[0]['msg']})",
@@ -292,9 +294,9 @@ def mailbox_of(url: str) -> str:
 def report_data(journal: Journal, now: datetime | None = None, verification_json: str | None = None) -> ReportData:
     """Everything a report shows, from the journal alone; `verification_json` is a verify --json document
     to use when the journal holds none (a batch keeps one beside each journal)."""
-    plan = _meta(journal, "plan", Plan)
-    last = _meta(journal, "last_run", _RunDoc)
-    check = _meta(journal, "verification", _VerificationDoc)
+    plan = _meta(journal, "plan", plan_from_json)
+    last = _meta(journal, "last_run", _RunDoc.model_validate_json)
+    check = _meta(journal, "verification", _VerificationDoc.model_validate_json)
     if check is None and verification_json is not None:
         try:
             check = _VerificationDoc.model_validate_json(verification_json)
@@ -411,7 +413,7 @@ def report_data(journal: Journal, now: datetime | None = None, verification_json
         exclusions=[ExclusionRow(folder=e.folder, message=e.message, reason=e.reason)
                     for e in (plan.excluded if plan else [])],
         runs=runs,
-        estimate=EstimateRow(**plan.estimate.model_dump()) if plan and plan.estimate else None,
+        estimate=EstimateRow(**dataclasses.asdict(plan.estimate)) if plan and plan.estimate else None,
         verification=verification,
         stopped=stopped,
         source_problems=last.source_problems if last else [],

@@ -3,6 +3,7 @@ the wizard says where it is, what to do next and how to replay the run unattende
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from migrate.cli.progress import live_progress
@@ -28,7 +29,7 @@ class RunStep(Session):
             path = self.folder / ("plan.yaml" if n == 1 else f"plan-{n}.yaml")
             live = plan_from_inventory(inventory, self.connection(source), target, filters)
             record_choice(live, self.preflight)  # the transports step 7 found, kept in the plan
-            saved = live.model_copy(update={"source": self.connection(source, saved=True)})
+            saved = dataclasses.replace(live, source=self.connection(source, saved=True))
             save_plan(saved, path)
             made.append((path, live, saved))
             self.show_plan(path, live)

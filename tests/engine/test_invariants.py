@@ -10,6 +10,7 @@ lost) or before the journal closes a batch (a SIGKILL between upload and journal
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import shutil
 import tempfile
@@ -152,7 +153,7 @@ class Migration(RuleBasedStateMachine):
             lost_answers: set[str] | None = None) -> bool:
         """One run; True when it came to its end without being killed."""
         self.target.script = Script(retry=retry or {}, store_but_retry=lost_answers or set())
-        plan = self.plan.model_copy(update={"dedupe": dedupe})
+        plan = dataclasses.replace(self.plan, dedupe=dedupe)
         runner = Runner(plan, lambda: self.source, lambda: self.target, self.journal, workers=1,
                         retry=RetryPolicy(attempts=3, first_wait=0.0), sleep=lambda _: None)
         try:

@@ -15,7 +15,7 @@ from migrate.inventory import FolderInventory, Inventory
 from migrate.mapping import target_path, target_paths
 from migrate.migration import refuse_what_the_target_cannot_hold
 from migrate.model import Fidelity, Folder, FolderRole, ItemKind
-from migrate.plan import Connection, load_plan, make_plan, save_plan
+from migrate.plan import Connection, load_plan, make_plan, plan_json, save_plan
 from migrate.reporting.render import render_html
 from migrate.targets.base import target_kinds
 from tests.reporting.journals import report_of
@@ -122,7 +122,7 @@ def test_fidelity_is_kept_per_item_and_summed_in_the_report(journal_store: Journ
     plan = make_plan(_inventory(WORK, BOOK), Connection(url="ics:/x"), Connection(url="ews://anna@contoso.example"))
     journal = journal_store.open("plan")
     try:
-        journal.set_meta("plan", plan.model_dump_json())
+        journal.set_meta("plan", plan_json(plan))
         journal.start_run()
         events = journal.folder("Arbete", "Calendar")
         contacts = journal.folder("Adresser", "Contacts")

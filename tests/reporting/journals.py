@@ -11,7 +11,7 @@ from migrate.engine.journal import ItemRecord, JournalPlace, open_journal
 from migrate.engine.runner import FolderOutcome, RunResult
 from migrate.engine.verify import Difference, FolderCheck, Verdict, Verification
 from migrate.model import FolderRole
-from migrate.plan import Connection, Estimate, Exclusion, FolderPlan, Plan
+from migrate.plan import Connection, Estimate, Exclusion, FolderPlan, Plan, plan_json
 from migrate.reporting import ReportData, from_journal, report_data
 from tests.stores import set_run_clock
 
@@ -47,7 +47,7 @@ def write_journal(path: P, *, problems: bool = True, verified: bool = True) -> P
     plan = make_plan()
     journal = open_journal(path)
     try:
-        journal.set_meta("plan", plan.model_dump_json())
+        journal.set_meta("plan", plan_json(plan))
         run = journal.start_run()
         inbox = journal.folder("INBOX", "Inbox")
         customers = journal.folder(CUSTOMERS, "Kunder/Åkesson & Söner")
