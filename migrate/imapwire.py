@@ -40,6 +40,8 @@ _QUOTED_BODY = re.compile(rb'BODY\[[^\]]*\](?:<\d+>)? (NIL|"((?:[^"\\]|\\.)*)")'
 _FETCH = re.compile(rb"\* (\d+) FETCH ")
 _STATUS = re.compile(rb"\* (\d+) (EXISTS|RECENT)\r\n", re.IGNORECASE)
 _CODE = re.compile(rb"\[(UIDVALIDITY|UIDNEXT|HIGHESTMODSEQ) (\d+)\]", re.IGNORECASE)
+_LIST = re.compile(rb'\* LIST \(([^)]*)\) (?:NIL|"((?:[^"\\]|\\.)*)") ', re.IGNORECASE)
+_ESCAPED = re.compile(rb"\\(.)")
 _MONTHS = {m: i for i, m in enumerate(
     (b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec"), 1)}
 _FLUSH = 256 * 1024  # bytes gathered before a write: few TLS records, few system calls
@@ -97,6 +99,16 @@ class Listed:
     flags: tuple[str, ...]
     internal_date: datetime | None
     header: bytes
+
+
+@dataclass(frozen=True)
+class ListedFolder:
+    """One folder as LIST gives it: its attributes, hierarchy delimiter (None: flat) and name as sent
+    (modified UTF-7 unless the server was told otherwise)."""
+
+    attributes: tuple[bytes, ...]
+    delimiter: bytes | None
+    name: bytes
 
 
 @dataclass(frozen=True)
@@ -303,6 +315,11 @@ class Wire:
                 codes[code.group(1).upper()] = int(code.group(2))
         return FolderState(codes.get(b"UIDVALIDITY", 0), exists, codes.get(b"UIDNEXT"), codes.get(b"HIGHESTMODSEQ"))
 
+    def list_folders(self) -> list[ListedFolder]:
+        """`LIST "" "*"`: every folder, with the attributes the server gives (SPECIAL-USE among them)."""
+        untagged, _ = self.check(self.command(b'LIST "" "*"'))
+        return [found for found in map(_list_entry, untagged) if found is not None]
+
     def listing(self, sequence: bytes, header_fields: bytes) -> Iterator[Listed]:
         """`FETCH sequence (UID RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (...)])`."""
         items = b"(UID RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (" + header_fields + b")])"
@@ -496,6 +513,23 @@ def uid_set(uids: Sequence[int]) -> bytes:
 
 def _flag_list(flags: Sequence[str]) -> bytes:
     return b" (" + " ".join(flags).encode("ascii") + b")" if flags else b""
+
+
+def _list_entry(response: Response) -> ListedFolder | None:
+    """`* LIST (attributes) delimiter name`; the name an atom, a quoted string or a literal."""
+    head = _LIST.match(response.pieces[0])
+    if head is None:
+        return None
+    attributes = tuple(head.group(1).split())
+    delimiter = _ESCAPED.sub(rb"\1", head.group(2)) if head.group(2) else None
+    rest = response.pieces[0][head.end():].rstrip(b"\r\n")
+    if response.literals:
+        name = response.literals[0]
+    elif rest.startswith(b'"') and rest.endswith(b'"') and len(rest) >= 2:
+        name = _ESCAPED.sub(rb"\1", rest[1:-1])
+    else:
+        name = rest
+    return ListedFolder(attributes, delimiter, name)
 
 
 def _appended(rest: bytes) -> Appended:

@@ -1,18 +1,15 @@
-"""IMAP source over imapclient: EXAMINE and BODY.PEEK only, bulk FETCH in chunks."""
+"""IMAP source: EXAMINE and BODY.PEEK only, bulk FETCH in chunks, on one lean connection (migrate.imapwire)."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
 from urllib.parse import SplitResult
 
-import imapclient
 from imapclient import imap_utf7
-from imapclient.exceptions import IMAPClientError, LoginError
 
-from migrate.errors import AuthError, ProtocolError, TLSError, UserError
+from migrate.errors import ProtocolError, TLSError, UserError
 from migrate.imapwire import FolderState, Wire, WireNo, quote
 from migrate.model import Folder, MessageRef
 from migrate.sources import imap_kept
@@ -24,50 +21,16 @@ from migrate.sources.roles import role_for
 HEADER_FIELDS = b"MESSAGE-ID DATE SUBJECT"
 
 
-def connect(where: Endpoint, options: SourceOptions) -> imapclient.IMAPClient:
-    """A logged-in IMAPClient; TLS always, unless --insecure to loopback."""
-    with network_errors(where):
-        client = imapclient.IMAPClient(
-            where.host,
-            port=where.port,
-            ssl=where.implicit_tls,
-            ssl_context=tls_context(options) if where.implicit_tls else None,
-            timeout=options.timeout,
-        )
-        if not where.implicit_tls and not options.insecure:
-            if b"STARTTLS" not in client.capabilities():
-                client.shutdown()
-                raise TLSError(
-                    f"{where.host}:{where.port} does not offer STARTTLS; the password would go in clear",
-                    hint="use imaps:// (port 993), or --insecure for a server on this machine",
-                )
-            client.starttls(tls_context(options))
-        secret = options.secret() if options.secret else ""
-        try:
-            if options.auth == "xoauth2":
-                client.oauth2_login(where.user, secret)
-            elif options.auth == "plain":
-                client.plain_login(where.user, secret)
-            else:
-                client.login(where.user, secret)
-        except LoginError as exc:
-            client.shutdown()
-            raise login_refused(where, _server_text(exc)) from None
-        except IMAPClientError as exc:
-            client.shutdown()
-            raise AuthError(
-                f"{where.host} refused the {options.auth} login for {where.user}: {_server_text(exc)}",
-                hint="check the sign-in method (--auth login|plain|xoauth2)",
-            ) from None
-    return client
-
-
 def open_wire(where: Endpoint, options: SourceOptions) -> Wire:
-    """A second, lean connection for listing and reading (migrate.imapwire says why)."""
+    """The source's connection: folders, listings and bodies (migrate.imapwire says why not imapclient)."""
     with network_errors(where):
         context = tls_context(options) if where.implicit_tls or not options.insecure else None
-        wire = Wire.open(where.host, where.port, where.implicit_tls, context, options.timeout,
-                         starttls=not where.implicit_tls and not options.insecure)
+        try:
+            wire = Wire.open(where.host, where.port, where.implicit_tls, context, options.timeout,
+                             starttls=not where.implicit_tls and not options.insecure)
+        except WireNo:  # the answer to STARTTLS, the only command before a sign-in
+            raise TLSError(f"{where.host}:{where.port} does not offer STARTTLS; the password would go in clear",
+                           hint="use imaps:// (port 993), or --insecure for a server on this machine") from None
         secret = options.secret() if options.secret else ""
         try:
             if options.auth == "xoauth2":
@@ -85,13 +48,6 @@ def open_wire(where: Endpoint, options: SourceOptions) -> Wire:
     return wire
 
 
-def _server_text(exc: Exception) -> str:
-    text = str(exc)
-    if text.startswith("b'") or text.startswith('b"'):
-        text = text[2:-1]
-    return text[:200]
-
-
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -106,15 +62,14 @@ class ImapSource(Source):
         self.where = where
         self.url = url
         self.options = options
-        self._client: imapclient.IMAPClient | None = None
         self._wire: Wire | None = None
         self._selected: str | None = None
         self._uidvalidity: int | None = None
         self._exists = 0
         self._state: FolderState | None = None
         # Connections and listings are left for the next source on this account (imap_kept says why).
-        self._account: imap_kept.Account = (where.host, where.port, where.user, where.implicit_tls, options.auth,
-                                            options.insecure, str(options.ca_file or ""))
+        self._account: imap_kept.Account = (where.host, where.port, where.user, where.implicit_tls,
+                                            options.auth, options.insecure, str(options.ca_file or ""))
         self._listed: dict[str, tuple[FolderState, list[MessageRef]]] | None = {}  # None once a body is read
         self._signed_in_with: bytes | None = None
 
@@ -124,26 +79,24 @@ class ImapSource(Source):
             self._signed_in_with = imap_kept.credential(self.options.secret() if self.options.secret else "")
         return self._signed_in_with
 
-    @property
-    def client(self) -> imapclient.IMAPClient:
-        if self._client is None:
-            self._client = imap_kept.take_client(self._account, self._credential()) or connect(self.where, self.options)
-            self._client.normalise_times = False
-        return self._client
-
     def folders(self) -> list[Folder]:
         # Dovecot, Gmail and Exchange put RFC 6154 SPECIAL-USE attributes in a plain LIST;
         # for servers that do not, roles come from the folder names.
+        # On the listing connection: a connection (a sign-in, a server process on Dovecot) fewer than
+        # imapclient's LIST on one of its own.
         with network_errors(self.where):
             try:
-                listing = self.client.list_folders()
+                listing = self.wire.list_folders()
+            except WireNo as exc:
+                raise ProtocolError(f"{self.where.host} refused to list the folders: {exc.text[:200]}") from None
             except BaseException:
-                self._drop_client()  # its next answer cannot be trusted: it must not be parked
+                self._drop_wire()  # its next answer cannot be trusted: it must not be parked
                 raise
         result = []
-        for flags, delimiter, name in listing:
-            attributes = frozenset(_text(f) for f in flags)
-            delim = _text(delimiter) if delimiter else ""
+        for entry in listing:
+            name = imap_utf7.decode(entry.name)
+            attributes = frozenset(_text(f) for f in entry.attributes)
+            delim = _text(entry.delimiter) if entry.delimiter else ""
             path = tuple(name.split(delim)) if delim else (name,)
             if path[0].upper() == "INBOX":
                 path = ("INBOX", *path[1:])
@@ -179,12 +132,6 @@ class ImapSource(Source):
             self._selected = folder.locator
         assert self._uidvalidity is not None
         return self._uidvalidity
-
-    def _drop_client(self) -> None:
-        if self._client is not None:
-            with contextlib.suppress(Exception):
-                self._client.shutdown()
-        self._client = None
 
     def _drop_wire(self) -> None:
         """Forget a connection that failed mid-command: its next answer cannot be trusted."""
@@ -288,9 +235,6 @@ class ImapSource(Source):
         if self._wire is not None:
             imap_kept.park_wire(self._account, self._credential(), self._wire)
             self._wire = None
-        if self._client is not None:
-            imap_kept.park_client(self._account, self._credential(), self._client)
-            self._client = None
         self._selected = None
 
 
