@@ -339,6 +339,12 @@ class ImapTarget(Target):
             keeps_raw_bytes=not where.exchange_online,
             keeps_internal_date=True,
             max_message_bytes=configured or (EXCHANGE_ONLINE_MAX if where.exchange_online else None),
+            # Exchange Online answers each APPEND across the internet from a farm of servers: four
+            # uploads hide the round trips. An ISP's or a company's server (Dovecot, Cyrus) starts a
+            # process for each connection and has a few CPUs; with batches pipelined (MULTIAPPEND,
+            # LITERAL+) two keep it busy: on the bench's 2-CPU Dovecot, two took 2.03 s (median of
+            # 10) where four took 2.17 s, with less CPU on both sides. --workers chooses otherwise.
+            concurrency=4 if where.exchange_online else 2,
         )
         self._pipeline = all(extra.get(name, "1") not in ("0", "no", "false", "off")
                              for name in ("pipeline", "multiappend"))
