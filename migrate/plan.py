@@ -343,10 +343,12 @@ def load_plan(path: Path) -> Plan:
         where = ".".join(str(p) for p in first["loc"])
         line_no = _line_of(node, first["loc"])
         # A stdlib dataclass's unknown key reads "Unexpected keyword argument": say it in a plan's words.
-        what = "not a field of a plan (misspelt?)" if first["type"] == "unexpected_keyword_argument" else first["msg"]
-        raise UserError(f"{path}{f' line {line_no}' if line_no else ''}: {where}: {what}"
+        unknown = first["type"] == "unexpected_keyword_argument"
+        raise UserError(f"{path}{f' line {line_no}' if line_no else ''}: {where}: "
+                        + ("not a field of a plan (misspelt?)" if unknown else first["msg"])
                         + (f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""),
-                        hint="correct the value, or make the plan again") from None
+                        hint="correct its name or remove it" if unknown
+                        else "correct the value, or make the plan again") from None
 
 
 def _line_of(node: Any, loc: tuple[Any, ...]) -> int | None:

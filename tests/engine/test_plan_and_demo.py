@@ -6,13 +6,14 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from migrate.errors import ExitCode, UserError
 from migrate.inventory import take_inventory
-from migrate.plan import Connection, Filters, load_plan, make_plan, save_plan
+from migrate.plan import Connection, Filters, Transports, load_plan, make_plan, plan_from_json, plan_json, save_plan
 from migrate.sources import open_source
 
 DEMO_SECRET = "demo-Secret-Value-4711"
@@ -67,8 +68,35 @@ def test_broken_yaml_and_unknown_keys_are_one_line_errors(tmp_path: Path, plan_f
         load_plan(bad)
     extra = tmp_path / "extra.yaml"
     extra.write_text(plan_file.read_text() + "surprise: 1\n")
-    with pytest.raises(UserError, match="surprise"):
+    with pytest.raises(UserError, match="surprise: not a field of a plan") as caught:
         load_plan(extra)
+    assert "correct its name or remove it" in caught.value.one_line()
+
+
+def test_the_journal_copy_of_a_plan_reads_back_the_same(plan_file: Path) -> None:
+    """A plan made in memory is kept in the journal as JSON written without pydantic; the report reads
+    it back with pydantic's validation: both must agree on every field (dates, roles, years, None)."""
+    made = load_plan(plan_file)
+    made.transports = Transports(mail="imap", chosen_by="--transport")
+    made.filters.since = date(2020, 2, 29)
+    text = plan_json(made)
+    assert plan_from_json(text) == made
+    assert json.loads(text)["created"].endswith("Z") and list(json.loads(text))[:3] == ["version", "created", "source"]
+    with pytest.raises(ValueError, match="mail"):
+        Transports(mail="smtp")  # type: ignore[arg-type]
+
+
+def test_a_held_secret_is_never_shown_or_kept(plan_file: Path, tmp_path: Path) -> None:
+    made = load_plan(plan_file)
+    secret = "Hemligt-Lösen-9931"
+    made.source = made.source.with_secret(secret)
+    held = made.source.held_secret()
+    assert held is not None and held() == secret
+    assert made.target.held_secret() is None and load_plan(plan_file).source.held_secret() is None
+    saved = tmp_path / "again.yaml"
+    save_plan(made, saved)
+    for shown in (repr(made), str(made.source), plan_json(made), saved.read_text()):
+        assert secret not in shown
 
 
 def test_demo_runs_end_to_end_and_writes_a_verified_report(tmp_path: Path) -> None:
