@@ -219,7 +219,7 @@ def test_dovecot_to_dovecot_killed_mid_upload_resumes_from_the_shared_journal(
 def test_dovecot_to_the_sandbox_killed_mid_upload_resumes_from_the_shared_journal(
         dovecot: Dovecot, sandbox: Sandbox, journal_db: str, tmp_path: Path) -> None:
     source = "pgkill-ews-src"
-    folders = samplebox.build(40, seed=32)  # 400 messages: a few seconds of upload to kill in
+    folders = samplebox.build(80, seed=32)  # 800 messages: a few seconds of upload to kill in, three times
     total = sum(len(f.messages) for f in folders)
     maildir_source(dovecot, source, folders)
     job = Job(id="anna", folder=str(tmp_path / "mailboxes" / "anna"), journal_key=KEY,
