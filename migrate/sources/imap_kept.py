@@ -20,22 +20,16 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
-import select
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from migrate.imapwire import FolderState, Wire
 from migrate.model import MessageRef
 
-if TYPE_CHECKING:
-    import imapclient
-
 KEEP_SECONDS = 60.0
 KEPT_REFS = 10_000  # listed messages kept per account (about 1 KB each): memory stays flat beyond
-PARKED = 2  # connections of each kind kept per account
+PARKED = 2  # connections kept per account
 
 # host, port, user, implicit TLS, sign-in method, insecure, CA file: one signed-in identity
 Account = tuple[str, int, str, bool, str, bool, str]
@@ -44,7 +38,6 @@ Account = tuple[str, int, str, bool, str, bool, str]
 @dataclass
 class _Shelf:
     # (parked at, digest of the secret it signed in with, connection)
-    clients: list[tuple[float, bytes, imapclient.IMAPClient]] = field(default_factory=list)
     wires: list[tuple[float, bytes, Wire]] = field(default_factory=list)
     listings: dict[str, tuple[float, FolderState, list[MessageRef]]] = field(default_factory=dict)
 
@@ -57,26 +50,9 @@ def _fresh(at: float) -> bool:
     return time.monotonic() - at < KEEP_SECONDS
 
 
-def _readable(sock: socket.socket) -> bool:
-    """Whether anything came while the connection sat parked: a BYE or the end of the stream."""
-    pending = getattr(sock, "pending", None)
-    if pending is not None and pending():
-        return True
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError, TypeError):
-        return True
-    return bool(readable)
-
-
 def _sign_out_wire(wire: Wire) -> None:
     with contextlib.suppress(Exception):  # going away either way
         wire.logout()
-
-
-def _sign_out_client(client: imapclient.IMAPClient) -> None:
-    with contextlib.suppress(Exception):
-        client.logout()
 
 
 def credential(secret: str) -> bytes:
@@ -106,30 +82,6 @@ def take_wire(account: Account, signed_in_with: bytes) -> Wire | None:
             return wire
         wire.close()
         forget(account)  # the server went away: what it listed may not be what it holds now
-
-
-def park_client(account: Account, signed_in_with: bytes, client: imapclient.IMAPClient) -> None:
-    with _lock:
-        shelf = _shelves.setdefault(account, _Shelf())
-        if len(shelf.clients) < PARKED:
-            shelf.clients.append((time.monotonic(), signed_in_with, client))
-            return
-    _sign_out_client(client)
-
-
-def take_client(account: Account, signed_in_with: bytes) -> imapclient.IMAPClient | None:
-    while True:
-        with _lock:
-            shelf = _shelves.get(account)
-            found = [i for i, (_, digest, _) in enumerate(shelf.clients) if digest == signed_in_with] if shelf else []
-            if shelf is None or not found:
-                return None
-            at, _, client = shelf.clients.pop(found[-1])
-        if _fresh(at) and not _readable(client.socket()):
-            return client
-        with contextlib.suppress(Exception):
-            client.shutdown()
-        forget(account)
 
 
 def leave_listings(account: Account, listings: dict[str, tuple[FolderState, list[MessageRef]]]) -> None:
@@ -167,13 +119,10 @@ def forget(account: Account) -> None:
 
 @atexit.register
 def _sign_out_all() -> None:
-    """At exit nobody waits for the server's goodbye: the wires say LOGOUT and hang up, the rest hang up."""
+    """At exit nobody waits for the server's goodbye: each parked wire says LOGOUT and hangs up."""
     with _lock:
         shelves = list(_shelves.values())
         _shelves.clear()
     for shelf in shelves:
         for _, _, wire in shelf.wires:
             wire.leave()
-        for _, _, client in shelf.clients:
-            with contextlib.suppress(Exception):
-                client.shutdown()

@@ -288,7 +288,7 @@ _DIRECTORIES: dict[tuple[str, str], _Directory] = {}
 _DIRECTORIES_LOCK = threading.Lock()
 
 
-def _directory(endpoint: str, mailbox: str) -> _Directory:
+def _directory_of(endpoint: str, mailbox: str) -> _Directory:
     with _DIRECTORIES_LOCK:
         now = time.monotonic()
         for key, kept in list(_DIRECTORIES.items()):
@@ -410,7 +410,7 @@ class EwsTarget(Target):
         self._account: Account | None = None
         self._folders: dict[str, Folder] = {}
         # A probe (preflight) asks the server; other targets share what is known of the mailbox's folders.
-        self._shelf = _directory(place.endpoint, place.mailbox) if options.shared else None
+        self._directory = _directory_of(place.endpoint, place.mailbox) if options.shared else None
         register_properties()
         _trust(place.endpoint, options)
         self._trusted = options.ca_file is not None or options.insecure
@@ -497,9 +497,9 @@ class EwsTarget(Target):
 
     def _known(self, account: Account, path: tuple[str, ...], kind: ItemKind) -> Folder | None:
         """A folder another target in this process found: bound to this target's account, without a request."""
-        if self._shelf is None:
+        if self._directory is None:
             return None
-        found = self._shelf.folders.get((kind, path))
+        found = self._directory.folders.get((kind, path))
         if found is None:
             return None
         folder_id, cls = found
@@ -533,8 +533,8 @@ class EwsTarget(Target):
         folder = cls(parent=parent, name=name)
         try:
             folder.save()
-            if self._shelf is not None:
-                self._shelf.made.add(folder.id)
+            if self._directory is not None:
+                self._directory.made.add(folder.id)
         except errors.ErrorFolderExists:
             # Made by another connection meanwhile (this one's folder cache is older): list again.
             parent.root.clear_cache()
@@ -571,10 +571,10 @@ class EwsTarget(Target):
         account = self._call(lambda account: account)
         folder = self._known(account, path, kind)
         if folder is None:
-            with self._shelf.lock if self._shelf is not None else nullcontext():  # not made twice at once
+            with self._directory.lock if self._directory is not None else nullcontext():  # not made twice at once
                 folder = self._known(account, path, kind) or self._call(make)
-            if self._shelf is not None:
-                self._shelf.folders[(kind, path)] = (folder.id, type(folder))
+            if self._directory is not None:
+                self._directory.folders[(kind, path)] = (folder.id, type(folder))
         self._folders[folder.id] = folder
         return TargetFolder(path, folder.id, kind=kind)
 
@@ -631,8 +631,8 @@ class EwsTarget(Target):
             else:
                 pending.append((n, raw))
         if pending:
-            if self._shelf is not None:
-                self._shelf.made.discard(folder.id)  # it holds items from now on (or may, if the call fails)
+            if self._directory is not None:
+                self._directory.made.discard(folder.id)  # it holds items from now on (or may, if the call fails)
             ews_folder = self._folder(folder)
             for batch in self._batches(pending):
                 if folder.kind is ItemKind.MAIL:
@@ -830,7 +830,7 @@ class EwsTarget(Target):
 
     def existing(self, folder: TargetFolder) -> Iterator[ExistingMessage]:
         ews_folder = self._folder(folder)
-        if self._shelf is not None and folder.id in self._shelf.made:
+        if self._directory is not None and folder.id in self._directory.made:
             return  # made a moment ago for this move, nothing written since: a FindItem fewer per folder
         if folder.kind is not ItemKind.MAIL:
             fields = self.PIM_FIELDS[folder.kind]

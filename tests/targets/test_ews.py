@@ -45,14 +45,6 @@ def fresh_exchangelib_protocols() -> Iterator[None]:
     close_connections()
 
 
-@pytest.fixture
-def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "config"
-    monkeypatch.setenv("O365M_CONFIG_DIR", str(path))
-    monkeypatch.setenv("O365M_TOKEN_CACHE", "plaintext")
-    return path
-
-
 def _populate(sb: Sandbox) -> Sandbox:
     sb.add_app(APP, secret=SECRET, permissions=["full_access_as_app"])
     sb.add_mailbox(ALICE)

@@ -30,9 +30,7 @@ def no_kept_sessions() -> Iterator[None]:
 
 
 @pytest.fixture
-def tenant(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
-    monkeypatch.setenv("O365M_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("O365M_TOKEN_CACHE", "plaintext")
+def tenant(sandbox: Sandbox, config_dir: Path) -> Sandbox:
     return _populate(sandbox)
 
 
